@@ -1,0 +1,203 @@
+"""The image cache: a diskcache store of finished images, their metadata and per-key claims.
+
+What a key holds (one diskcache transaction, so readers see all of it or none of it):
+
+* `img:<key>`: the image bytes, stored by diskcache as a file of its own;
+* `meta:<key>`: a JSON-able dict (format, width, height, bytes, sha256, provider, model, prompt,
+  created, cost, and the provider's revised prompt and usage).
+
+Placeholder images made because real generation failed live in a separate namespace (`fb:`), so
+a fallback never satisfies a key whose provider is a real one. A file that changed behind our
+back (size, mtime, then digest) is dropped and regenerated, never served.
+
+Claims are OS file locks (one per key, under `locks/`), released by the kernel if a build dies, so
+concurrent builds sharing a cache generate each key once. A second, remote tier can later sit
+behind `get`/`put` without the engine noticing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import diskcache
+import filelock
+
+log = logging.getLogger("mkdocs.plugins.mkdocs_imagegen.cache")
+
+REAL, FALLBACK = "img", "fb"
+
+
+class CacheError(RuntimeError):
+    """The cache directory cannot be used; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    path: str  # the file that holds the image bytes
+    meta: dict[str, Any]
+    fallback: bool = False
+
+    @property
+    def width(self) -> int:
+        return int(self.meta["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.meta["height"])
+
+
+class ImageCache:
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.abspath(directory)
+        try:
+            os.makedirs(os.path.join(self.directory, "locks"), exist_ok=True)
+            probe = os.path.join(self.directory, f".write-test-{os.getpid()}")
+            with open(probe, "wb") as fh:
+                fh.write(b"ok")
+            os.remove(probe)
+            self._store = diskcache.Cache(
+                self.directory,
+                eviction_policy="none",  # paid images are never evicted behind the user's back
+                disk_min_file_size=0,
+                statistics=False,
+                timeout=60,
+            )
+        except (OSError, diskcache.Timeout, Exception) as exc:
+            raise CacheError(
+                f"cannot use the image cache directory {self.directory}: {_reason(exc)}. "
+                "Make it writable or set cache_dir to a writable folder."
+            ) from None
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, key: str, *, fallback: bool = False) -> Entry | None:
+        """The valid entry for `key`, or None; a damaged entry is dropped on the way."""
+        ns = FALLBACK if fallback else REAL
+        meta = self._store.get(f"{ns}-meta:{key}")
+        if meta is None:
+            return None
+        handle = self._store.get(f"{ns}:{key}", read=True)
+        if handle is None:
+            return self._drop(key, ns, "its image file is missing")
+        with handle:
+            path = handle.name
+        problem = self._check(path, meta)
+        if problem:
+            return self._drop(key, ns, problem)
+        return Entry(key=key, path=path, meta=meta, fallback=fallback)
+
+    def _check(self, path: str, meta: dict[str, Any]) -> str | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return "its image file is missing"
+        if st.st_size != meta.get("bytes"):
+            return f"its image file has {st.st_size} bytes instead of {meta.get('bytes')}"
+        if st.st_mtime_ns == meta.get("mtime_ns"):
+            return None
+        # Touched (or restored from a CI cache archive): trust the digest, not the clock.
+        if _sha256_file(path) != meta.get("sha256"):
+            return "its image file does not match the recorded digest"
+        return None
+
+    def _drop(self, key: str, ns: str, why: str) -> None:
+        log.info(f"imagegen: cache entry {key} is damaged ({why}); it is dropped and will be regenerated")
+        with contextlib.suppress(Exception), self._store.transact():
+            self._store.delete(f"{ns}:{key}")
+            self._store.delete(f"{ns}-meta:{key}")
+        return None
+
+    def read_bytes(self, entry: Entry) -> bytes:
+        with open(entry.path, "rb") as fh:
+            return fh.read()
+
+    # -- writing -------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes, meta: dict[str, Any], *, fallback: bool = False) -> Entry:
+        ns = FALLBACK if fallback else REAL
+        meta = {**meta, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        try:
+            with self._store.transact():
+                self._store.set(f"{ns}:{key}", io.BytesIO(data), read=True)
+                handle = self._store.get(f"{ns}:{key}", read=True)
+                with handle:
+                    path = handle.name
+                meta["mtime_ns"] = os.stat(path).st_mtime_ns
+                self._store.set(f"{ns}-meta:{key}", meta)
+        except Exception as exc:
+            raise CacheError(
+                f"cannot write to the image cache directory {self.directory}: {_reason(exc)}. "
+                "Free disk space or make the directory writable; nothing half-written was kept."
+            ) from None
+        return Entry(key=key, path=path, meta=meta, fallback=fallback)
+
+    def delete(self, key: str) -> int:
+        """Remove every entry of `key`; return the bytes freed."""
+        freed = 0
+        for ns in (REAL, FALLBACK):
+            entry = self.get(key, fallback=ns == FALLBACK)
+            if entry is not None:
+                freed += int(entry.meta.get("bytes", 0))
+            with self._store.transact():
+                self._store.delete(f"{ns}:{key}")
+                self._store.delete(f"{ns}-meta:{key}")
+        with contextlib.suppress(OSError):
+            os.remove(self._lock_path(key))
+        return freed
+
+    # -- listing -------------------------------------------------------------------------------
+    def entries(self) -> Iterator[tuple[str, bool, dict[str, Any]]]:
+        """(key, is_fallback, meta) of every stored image."""
+        for name in list(self._store.iterkeys()):
+            if not isinstance(name, str) or "-meta:" not in name:
+                continue
+            ns, _, key = name.partition("-meta:")
+            meta = self._store.get(name)
+            if meta is not None:
+                yield key, ns == FALLBACK, meta
+
+    # -- claims --------------------------------------------------------------------------------
+    def _lock_path(self, key: str) -> str:
+        return os.path.join(self.directory, "locks", f"{key}.lock")
+
+    def try_claim(self, key: str) -> filelock.BaseFileLock | None:
+        """Take the cross-process claim on `key` if it is free; the caller releases it."""
+        lock = filelock.FileLock(self._lock_path(key), timeout=0, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return None
+        except OSError as exc:
+            raise CacheError(f"cannot lock {self._lock_path(key)}: {_reason(exc)}") from None
+        return lock
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> ImageCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+    return str(exc) or type(exc).__name__

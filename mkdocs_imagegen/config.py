@@ -1,0 +1,99 @@
+"""The plugin's options in mkdocs.yml, validated by MkDocs's own schema classes.
+
+A wrong value becomes MkDocs's usual "Config value 'plugins': ..." error before any page is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from jinja2 import TemplateSyntaxError
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+
+from . import options
+
+T = TypeVar("T")
+
+
+class Checked(Generic[T], c.BaseConfigOption[T]):
+    """Wraps a check from `options` so mkdocs.yml is validated by the same rules as directives."""
+
+    def __init__(self, check: Callable[[Any], T], default: T | None = None) -> None:
+        super().__init__()
+        self.check = check
+        self.default = default
+
+    def run_validation(self, value: object) -> T:
+        if value is None:
+            return value  # type: ignore[return-value]
+        try:
+            return self.check(value)
+        except options.OptionError as exc:
+            raise base.ValidationError(str(exc)) from None
+
+
+class PositiveInt(c.BaseConfigOption[int]):
+    def __init__(self, default: int, *, minimum: int = 1) -> None:
+        super().__init__()
+        self.default = default
+        self.minimum = minimum
+
+    def run_validation(self, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < self.minimum:
+            raise base.ValidationError(f"expected a whole number >= {self.minimum}, got {value!r}")
+        return value
+
+
+class PositiveFloat(c.BaseConfigOption[float]):
+    def __init__(self, default: float) -> None:
+        super().__init__()
+        self.default = default
+
+    def run_validation(self, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise base.ValidationError(f"expected a number of seconds > 0, got {value!r}")
+        return float(value)
+
+
+class Template(c.BaseConfigOption[str]):
+    """A Jinja2 prompt template, compiled now so a syntax error is a config error, not a page error."""
+
+    def run_validation(self, value: object) -> str:
+        if value is None:
+            return value  # type: ignore[return-value]
+        if not isinstance(value, str):
+            raise base.ValidationError(f"expected a Jinja2 template string, got {type(value).__name__}")
+        from .spec import compile_template
+
+        try:
+            compile_template(value)
+        except TemplateSyntaxError as exc:
+            raise base.ValidationError(f"prompt_template is not a valid Jinja2 template: {exc}") from None
+        return value
+
+
+class ImagegenConfig(base.Config):
+    enabled = c.Type(bool, default=True)
+    provider = c.Choice(("placeholder", "openai"), default="placeholder")
+    model = c.Optional(Checked(options.check_model))
+    size = Checked(options.check_size, default="1024x1024")
+    quality = c.Optional(Checked(options.check_quality))
+    background = c.Optional(Checked(options.check_background))
+    format = Checked(options.check_format, default="png")
+    output_compression = c.Optional(Checked(options.check_compression))
+    moderation = c.Optional(Checked(options.check_moderation))
+    prompt_template = c.Optional(Template())
+    cache_dir = c.Type(str, default=".cache/plugin/imagegen")
+    output_dir = c.Type(str, default="assets/imagegen")
+    concurrency = PositiveInt(4)
+    on_error = c.Choice(("placeholder", "fail"), default="placeholder")
+    frozen = c.Type(bool, default=False)
+    # The OpenAI-compatible provider.
+    base_url = c.Type(str, default="https://api.openai.com/v1")
+    api_key_env = c.Type(str, default="OPENAI_API_KEY")
+    timeout = PositiveFloat(120.0)
+    max_retries = PositiveInt(3, minimum=0)
+    extra_body = c.Type(dict, default={})
+    max_new_images = PositiveInt(50, minimum=0)

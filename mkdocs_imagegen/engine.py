@@ -1,0 +1,400 @@
+"""The generation engine: one place for concurrency, de-duplication, claims, retries and spending.
+
+Jobs run on an asyncio loop in a background thread, so a build can submit every directive of the
+site up front (in `on_files`) and go on reading pages while images are made. Each key is one job,
+whatever the number of directives that use it; a cross-process claim makes concurrent builds
+sharing a cache generate it once in total. Finished images go to the cache (disk) as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mkdocs.plugins import get_plugin_logger
+
+from . import imaging
+from .cache import CacheError, Entry, ImageCache
+from .providers import GeneratedImage, GenerationRequest, Provider, ProviderError
+from .providers.placeholder import render_spec
+from .spec import ImageSpec, Occurrence
+
+log = get_plugin_logger("mkdocs_imagegen")
+
+Status = Literal["cached", "generated", "fallback", "failed"]
+CLAIM_POLL = 0.05
+CLAIM_TIMEOUT = 900.0  # another build holding a key this long is stuck, not slow
+MAX_RETRY_AFTER = 60.0
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: Status
+    entry: Entry | None = None
+    error: str | None = None  # what went wrong, already naming page and line
+    fatal: bool = False  # the build must fail whatever on_error says (frozen mode, broken cache)
+
+
+@dataclass
+class Stats:
+    in_use: int = 0
+    cached: int = 0
+    generated: int = 0
+    fallback: int = 0
+    failed: int = 0
+    skipped_by_cap: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class _Job:
+    spec: ImageSpec
+    occurrences: list[Occurrence]
+    future: concurrent.futures.Future[Outcome]
+    force: bool = False
+
+    @property
+    def where(self) -> str:
+        first = self.occurrences[0].where
+        more = len(self.occurrences) - 1
+        return first + (f" (and {more} more)" if more else "")
+
+
+class Engine:
+    def __init__(
+        self,
+        cache: ImageCache,
+        provider: Provider,
+        *,
+        concurrency: int = 4,
+        on_error: str = "placeholder",
+        max_new_images: int = 50,
+        max_retries: int = 3,
+        frozen: bool = False,
+        backoff: float = 0.5,
+        logger: logging.LoggerAdapter[Any] | logging.Logger | None = None,
+    ) -> None:
+        self.cache = cache
+        self.provider = provider
+        self.concurrency = concurrency
+        self.on_error = on_error
+        self.max_new_images = max_new_images
+        self.max_retries = max_retries
+        self.frozen = frozen
+        self.backoff = backoff
+        self.log = logger or log
+        self.stats = Stats()
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._paid_started = 0
+        self._unavailable_announced = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # -- the public side -----------------------------------------------------------------------
+    def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
+        """Ask for the image of an occurrence; the same key is only ever one job."""
+        spec = occurrence.spec
+        assert spec is not None, "occurrences with errors are not submitted"
+        with self._lock:
+            job = self._jobs.get(spec.key)
+            if job is not None:
+                job.occurrences.append(occurrence)
+                return job.future
+            job = _Job(spec, [occurrence], concurrent.futures.Future(), force)
+            self._jobs[spec.key] = job
+            self.stats.in_use += 1
+        entry = None if force else self._cache_get(job)
+        if entry is not None:
+            self._finish(job, Outcome(spec.key, "cached", entry))
+        elif not job.future.done():
+            asyncio.run_coroutine_threadsafe(self._run(job), self._ensure_loop())
+        return job.future
+
+    def outcome(self, key: str, timeout: float | None = None) -> Outcome:
+        return self._jobs[key].future.result(timeout)
+
+    def wait(self) -> dict[str, Outcome]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        concurrent.futures.wait([j.future for j in jobs])
+        return {j.spec.key: j.future.result() for j in jobs}
+
+    def done_outcomes(self) -> list[Outcome]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [j.future.result() for j in jobs if j.future.done()]
+
+    def occurrences(self, key: str) -> list[Occurrence]:
+        return list(self._jobs[key].occurrences)
+
+    def finish_report(self) -> None:
+        """Say once what the spending guard held back, and how to lift it."""
+        if self.stats.skipped_by_cap:
+            self.log.warning(
+                f"{self.stats.skipped_by_cap} image(s) were not generated because this build reached "
+                f"max_new_images ({self.max_new_images}); they show placeholders. Raise max_new_images in "
+                "mkdocs.yml, or run `mkdocs-imagegen generate`, to generate them"
+            )
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            self.cache.close()
+            return
+        with contextlib.suppress(Exception):  # closing must not mask the build's own error
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        loop.close()
+        self.cache.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._semaphore = None
+                self._thread = threading.Thread(target=loop.run_forever, name="imagegen-engine", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    async def _shutdown(self) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.provider.aclose()
+
+    def _cache_get(self, job: _Job, *, fallback: bool = False) -> Entry | None:
+        try:
+            return self.cache.get(job.spec.key, fallback=fallback)
+        except Exception as exc:
+            self._finish(job, self._fatal(job, CacheError(f"cannot read the image cache: {exc}")))
+            return None
+
+    def _finish(self, job: _Job, outcome: Outcome) -> None:
+        with self._lock:
+            counter = {
+                "cached": "cached",
+                "generated": "generated",
+                "fallback": "fallback",
+                "failed": "failed",
+            }
+            setattr(self.stats, counter[outcome.status], getattr(self.stats, counter[outcome.status]) + 1)
+        if not job.future.done():
+            job.future.set_result(outcome)
+
+    def _fatal(self, job: _Job, exc: Exception) -> Outcome:
+        return Outcome(job.spec.key, "failed", error=f"{job.where}: {exc}", fatal=True)
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            outcome = await self._produce(job)
+        except CacheError as exc:
+            outcome = self._fatal(job, exc)
+        except asyncio.CancelledError:
+            outcome = Outcome(job.spec.key, "failed", error=f"{job.where}: cancelled")
+            self._finish(job, outcome)
+            raise
+        except Exception as exc:
+            outcome = self._fatal(job, RuntimeError(f"internal error: {type(exc).__name__}: {exc}"))
+        self._finish(job, outcome)
+
+    async def _produce(self, job: _Job) -> Outcome:
+        key = job.spec.key
+        claim = await self._claim(job)
+        try:
+            if not job.force:
+                entry = await asyncio.to_thread(self.cache.get, key)
+                if entry is not None:
+                    return Outcome(key, "cached", entry)
+            if self.frozen:
+                return Outcome(
+                    key,
+                    "failed",
+                    error=f"{job.where}: image not in the cache and frozen mode forbids generating it. "
+                    "Run `mkdocs-imagegen generate` (with the API key) and keep the cache, "
+                    "or turn frozen off",
+                    fatal=True,
+                )
+            reason = self.provider.unavailable_reason()
+            if reason:
+                return await self._unavailable(job, reason)
+            if self.provider.paid:
+                with self._lock:
+                    over = self._paid_started >= self.max_new_images
+                    if over:
+                        self.stats.skipped_by_cap += 1
+                    else:
+                        self._paid_started += 1
+                if over:
+                    return await self._fallback(job, "max_new_images reached", quiet=True)
+            try:
+                image = await self._generate(job)
+                data, meta = await asyncio.to_thread(self._finalize, job.spec, image)
+            except (ProviderError, imaging.ImageError) as exc:
+                return await self._failed(job, str(exc))
+            cost = self.provider.estimate_cost(job.spec)
+            meta["cost"] = cost
+            entry = await asyncio.to_thread(self.cache.put, key, data, meta)
+            with self._lock:
+                if cost is None:
+                    self.stats.cost_known = False
+                else:
+                    self.stats.cost += cost
+            return Outcome(key, "generated", entry)
+        finally:
+            claim.release()
+
+    async def _claim(self, job: _Job) -> Any:
+        deadline = time.monotonic() + CLAIM_TIMEOUT
+        while True:
+            claim = await asyncio.to_thread(self.cache.try_claim, job.spec.key)
+            if claim is not None:
+                return claim
+            if time.monotonic() > deadline:
+                raise CacheError(
+                    f"another build has held the claim on image {job.spec.key} for {CLAIM_TIMEOUT:g} s"
+                )
+            await asyncio.sleep(CLAIM_POLL)
+
+    async def _generate(self, job: _Job) -> GeneratedImage:
+        occurrence = job.occurrences[0]
+        request = GenerationRequest(
+            spec=job.spec,
+            moderation=occurrence.moderation,
+            source_path=occurrence.source_path,
+            mask_path=occurrence.mask_path,
+        )
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        attempt = 0
+        while True:
+            try:
+                async with self._semaphore:
+                    return await self.provider.generate(request)
+            except ProviderError as exc:
+                if not exc.retryable or attempt >= self.max_retries:
+                    if exc.retryable:
+                        raise ProviderError(f"{exc.message} (gave up after {attempt + 1} attempts)") from None
+                    raise
+                delay = self._delay(attempt, exc.retry_after)
+                attempt += 1
+                self.log.info(
+                    f"{job.where}: {exc.message}; retry {attempt} of {self.max_retries} in {delay:.1f} s"
+                )
+                await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter; the server's Retry-After wins when it gives one."""
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        return min(8.0, self.backoff * 2**attempt) * random.uniform(0.75, 1.0)
+
+    @staticmethod
+    def _finalize(spec: ImageSpec, image: GeneratedImage) -> tuple[bytes, dict[str, Any]]:
+        if image.exact:
+            width, height = spec.dimensions or (1024, 1024)
+            data, fmt = image.data, spec.format
+        else:
+            dims = spec.dimensions
+            data, info = imaging.finalize(
+                image.data,
+                width=dims[0] if dims else None,
+                height=dims[1] if dims else None,
+                fmt=spec.format,
+                quality=spec.output_compression,
+            )
+            width, height, fmt = info.width, info.height, info.format
+        meta = {
+            "provider": spec.provider,
+            "model": spec.model,
+            "prompt": spec.prompt,
+            "size": spec.size,
+            "format": fmt,
+            "width": width,
+            "height": height,
+            **image.info,
+        }
+        return data, meta
+
+    # -- when no real image can be had -------------------------------------------------------------
+    async def _unavailable(self, job: _Job, reason: str) -> Outcome:
+        with self._lock:
+            first, self._unavailable_announced = not self._unavailable_announced, True
+        if self.on_error == "fail":
+            return Outcome(job.spec.key, "failed", error=f"{job.where}: {reason}")
+        if first:
+            self.log.warning(f"{reason}. Images that are not cached get placeholders in this build")
+        return await self._fallback(job, "no API key", quiet=True)
+
+    async def _failed(self, job: _Job, message: str) -> Outcome:
+        text = f"{job.where}: {message}"
+        if self.on_error == "fail":
+            return Outcome(job.spec.key, "failed", error=text)
+        self.log.warning(f"{text}; a placeholder is shown instead")
+        return await self._fallback(job, message, quiet=True)
+
+    async def _fallback(self, job: _Job, reason: str, *, quiet: bool) -> Outcome:
+        """A placeholder for a key that has no real image; kept apart from real images."""
+        key = job.spec.key
+        entry = await asyncio.to_thread(self.cache.get, key, fallback=True)
+        if entry is None:
+            label = f"placeholder — not generated: {reason}"
+            data = await asyncio.to_thread(render_spec, job.spec, label=label[:120], tone="error")
+            width, height = job.spec.dimensions or (1024, 1024)
+            meta = {
+                "provider": "placeholder",
+                "model": None,
+                "prompt": job.spec.prompt,
+                "size": job.spec.size,
+                "format": job.spec.format,
+                "width": width,
+                "height": height,
+                "reason": reason,
+            }
+            entry = await asyncio.to_thread(self.cache.put, key, data, meta, fallback=True)
+        if not quiet:
+            self.log.warning(f"{job.where}: {reason}; a placeholder is shown instead")
+        return Outcome(key, "fallback", entry, error=f"{job.where}: {reason}")
+
+
+def open_engine(plugin_config: Any, cache_dir: str, *, frozen: bool) -> Engine:
+    """The cache, provider and engine of one build or one CLI run, from the plugin's options."""
+    from .providers import make_provider
+
+    cache = ImageCache(cache_dir)
+    return Engine(
+        cache,
+        make_provider(plugin_config),
+        concurrency=plugin_config["concurrency"],
+        on_error=plugin_config["on_error"],
+        max_new_images=plugin_config["max_new_images"],
+        max_retries=plugin_config["max_retries"],
+        frozen=frozen,
+    )

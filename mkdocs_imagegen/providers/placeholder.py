@@ -1,0 +1,36 @@
+"""The default provider: offline, free, deterministic placeholder images drawn with Pillow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .. import placeholder
+from ..spec import ImageSpec
+from . import GeneratedImage, GenerationRequest, Provider
+
+
+def render_spec(spec: ImageSpec, *, label: str = "placeholder", tone: str = "neutral") -> bytes:
+    width, height = spec.dimensions or (1024, 1024)
+    return placeholder.render(
+        spec.prompt,
+        width,
+        height,
+        spec.format,
+        seed=spec.key,
+        label=label,
+        background=spec.background,
+        quality=spec.output_compression,
+        tone=tone,
+    )
+
+
+class PlaceholderProvider(Provider):
+    name = "placeholder"
+    paid = False
+
+    def estimate_cost(self, spec: ImageSpec) -> float | None:
+        return 0.0
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        data = await asyncio.to_thread(render_spec, request.spec)
+        return GeneratedImage(data=data, exact=True)

@@ -1,0 +1,62 @@
+"""Rendering directives into HTML with Jinja2: the image (or figure), and the visible error image."""
+
+from __future__ import annotations
+
+import base64
+import textwrap
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+
+@cache
+def environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("mkdocs_imagegen", "templates"),
+        autoescape=select_autoescape(["html", "svg"]),
+        keep_trailing_newline=False,
+    )
+
+
+def image_html(
+    *,
+    src: str,
+    alt: str,
+    width: int,
+    height: int,
+    caption: str | None = None,
+    attrs: tuple[tuple[str, str], ...] = (),
+    css_class: str = "imagegen",
+) -> str:
+    """An <img> with intrinsic size (no layout shift) and lazy loading; a <figure> when captioned."""
+    user = dict(attrs)
+    # The writer's width or height wins; the other side follows the image's aspect ratio.
+    if "width" in user and "height" not in user and user["width"].isdigit():
+        user["height"] = str(round(int(user["width"]) * height / width))
+    elif "height" in user and "width" not in user and user["height"].isdigit():
+        user["width"] = str(round(int(user["height"]) * width / height))
+    classes = " ".join(c for c in (css_class, user.pop("class", "")) if c)
+    final: dict[str, str] = {"class": classes, "width": str(width), "height": str(height)}
+    final.update({k: v for k, v in user.items() if k not in ("src", "alt")})
+    final.setdefault("loading", "lazy")
+    final.setdefault("decoding", "async")
+    return (
+        environment()
+        .get_template("image.html")
+        .render(src=src, alt=alt, caption=caption, attrs=list(final.items()))
+    )
+
+
+def error_html(message: str, where: str) -> str:
+    """A visible error image in place of a broken directive, so a plain build shows the problem."""
+    lines = textwrap.wrap(f"{where}: {message}", width=70)[:8]
+    width, height = 720, 96 + 26 * len(lines)
+    svg = environment().get_template("error.svg").render(width=width, height=height, lines=lines)
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return image_html(
+        src=uri,
+        alt=f"imagegen error: {where}: {message}",
+        width=width,
+        height=height,
+        css_class="imagegen-error",
+    )

@@ -1,0 +1,321 @@
+"""From a raw directive to an `ImageSpec` and its cache key: the single key path.
+
+The plugin and the CLI both call `resolve()`; nothing else computes a key. The key hashes a
+canonical form of everything that decides the pixels and nothing that does not (page paths, alt
+text and captions are not in it), so the same directive on two pages is one image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Any
+
+import yaml
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import options
+from .options import OptionError
+from .scanner import RawDirective
+
+# Bump when the canonical form or the meaning of a field changes: old entries then stop matching.
+SCHEMA_VERSION = 1
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything that decides the pixels of one image."""
+
+    provider: str
+    model: str | None
+    prompt: str
+    size: str
+    format: str
+    quality: str | None = None
+    background: str | None = None
+    output_compression: int | None = None
+    variant: str | None = None
+    extra: str = ""  # canonical JSON of provider-specific body fields (a seed, say)
+    # (role, sha256) of input bytes: an edit's source and mask today; another image's digest later.
+    inputs: tuple[tuple[str, str], ...] = ()
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "provider": self.provider,
+            "model": self.model,
+            "prompt": self.prompt,
+            "size": self.size,
+            "format": self.format,
+            "quality": self.quality,
+            "background": self.background,
+            "output_compression": self.output_compression,
+            "variant": self.variant,
+            "extra": self.extra,
+            "inputs": [list(pair) for pair in self.inputs],
+        }
+
+    @cached_property
+    def key(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    @property
+    def dimensions(self) -> tuple[int, int] | None:
+        return options.parse_size(self.size)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.key}.{'jpg' if self.format == 'jpeg' else self.format}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The site-wide part of resolution, built once from the plugin's config."""
+
+    docs_dir: str
+    provider: str
+    defaults: dict[str, Any]  # DEFAULTABLE keys set in mkdocs.yml
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, plugin_config: Any, docs_dir: str) -> Settings:
+        from .providers import default_model
+
+        defaults = {k: plugin_config[k] for k in options.DEFAULTABLE if plugin_config.get(k) is not None}
+        defaults.setdefault("model", default_model(plugin_config["provider"]))
+        return cls(
+            docs_dir=os.path.abspath(docs_dir),
+            provider=plugin_config["provider"],
+            defaults=defaults,
+            extra_body=dict(plugin_config.get("extra_body") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What resolution needs to know of a page; built the same way by plugin and CLI."""
+
+    src_uri: str
+    abs_path: str | None
+    title: str
+    meta: dict[str, Any]
+    defaults: dict[str, Any]  # validated front matter `imagegen:` mapping
+    defaults_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One directive on one page: the spec plus what is per-occurrence (alt, caption, attributes)."""
+
+    page: str
+    line: int
+    raw: RawDirective
+    spec: ImageSpec | None
+    alt: str = ""
+    caption: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
+    moderation: str | None = None
+    source_path: str | None = None
+    mask_path: str | None = None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe loading without anchors and aliases, which can expand exponentially."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases are not allowed here (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
+_jinja = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=64)
+def compile_template(source: str) -> Any:
+    return _jinja.from_string(source)
+
+
+def page_defaults(meta: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Validate a page's `imagegen:` front matter; return (defaults, error message)."""
+    raw = meta.get("imagegen")
+    if raw is None:
+        return {}, None
+    if not isinstance(raw, dict):
+        return {}, "front matter 'imagegen' must be a mapping of defaults, such as 'size: 1536x1024'"
+    try:
+        return options.check_mapping(raw, options.DEFAULTABLE), None
+    except OptionError as exc:
+        return {}, f"front matter 'imagegen': {exc}"
+
+
+def resolve(raw: RawDirective, page: PageInfo, settings: Settings) -> Occurrence:
+    """Turn a raw directive into an occurrence with its spec, or with an error that says how to fix it."""
+    try:
+        if raw.error:
+            raise OptionError(raw.error)
+        if page.defaults_error:
+            raise OptionError(page.defaults_error)
+        values, attrs = _directive_values(raw)
+        return _build(raw, page, settings, values, attrs)
+    except OptionError as exc:
+        return Occurrence(page=page.src_uri, line=raw.line, raw=raw, spec=None, error=str(exc))
+
+
+def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    if raw.kind == "inline":
+        values: dict[str, Any] = {"prompt": raw.body}
+        if raw.alt:
+            values["alt"] = raw.alt
+        return options.check_mapping(values, options.DIRECTIVE_KEYS), parse_attrs(raw.attrs)
+    try:
+        data = load_yaml(raw.body) if raw.body.strip() else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {raw.line + 1 + mark.line})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise OptionError(f"the imagegen block is not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise OptionError("the imagegen block is empty: write at least 'prompt: <what the image shows>'")
+    if not isinstance(data, dict):
+        data = {"prompt": raw.body}
+    return options.check_mapping(data, options.DIRECTIVE_KEYS), ()
+
+
+def _build(
+    raw: RawDirective,
+    page: PageInfo,
+    settings: Settings,
+    values: dict[str, Any],
+    attrs: tuple[tuple[str, str], ...],
+) -> Occurrence:
+    if "prompt" not in values:
+        raise OptionError("the imagegen block has no 'prompt': add 'prompt: <what the image shows>'")
+    merged = {**settings.defaults, **page.defaults, **values}
+    user_prompt = merged["prompt"]
+    prompt = _apply_template(merged.get("prompt_template"), user_prompt, page)
+
+    inputs: list[tuple[str, str]] = []
+    paths: dict[str, str] = {}
+    for role in ("source", "mask"):
+        if role in merged:
+            path, digest = _input_file(merged[role], role, page, settings)
+            inputs.append((role, digest))
+            paths[role] = path
+    if "mask" in paths and "source" not in paths:
+        raise OptionError("'mask' needs a 'source' image to edit")
+
+    provider = settings.provider
+    spec = ImageSpec(
+        provider=provider,
+        model=None if provider == "placeholder" else merged.get("model"),
+        prompt=prompt,
+        size=merged.get("size", "1024x1024"),
+        format=merged.get("format", "png"),
+        quality=merged.get("quality"),
+        background=merged.get("background"),
+        output_compression=merged.get("output_compression"),
+        variant=merged.get("variant"),
+        extra=""
+        if provider == "placeholder" or not settings.extra_body
+        else json.dumps(settings.extra_body, sort_keys=True, separators=(",", ":")),
+        inputs=tuple(inputs),
+    )
+    return Occurrence(
+        page=page.src_uri,
+        line=raw.line,
+        raw=raw,
+        spec=spec,
+        alt=merged.get("alt", user_prompt),
+        caption=merged.get("caption"),
+        attrs=attrs,
+        moderation=merged.get("moderation"),
+        source_path=paths.get("source"),
+        mask_path=paths.get("mask"),
+    )
+
+
+def _apply_template(template: str | None, prompt: str, page: PageInfo) -> str:
+    if not template:
+        return prompt
+    page_vars = {"title": page.title, "meta": page.meta, "src_uri": page.src_uri}
+    try:
+        text = compile_template(template).render(
+            prompt=prompt, page=page_vars, title=page.title, meta=page.meta
+        )
+    except TemplateError as exc:
+        raise OptionError(f"prompt_template failed: {exc}") from None
+    return options.check_prompt(text)
+
+
+def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tuple[str, str]:
+    """Find a `source:`/`mask:` file inside docs_dir and hash it; never read outside docs_dir."""
+    if not value.strip():
+        raise OptionError(f"{role} is empty: give a path relative to the page or to docs_dir")
+    if os.path.isabs(value) or value.startswith(("/", "\\")) or ":" in value.split("/")[0]:
+        raise OptionError(
+            f"{role} '{value}' is an absolute path: use a path relative to the page or to docs_dir"
+        )
+    docs = os.path.realpath(settings.docs_dir)
+    page_dir = os.path.dirname(os.path.join(docs, page.src_uri))
+    candidates = [os.path.join(page_dir, value), os.path.join(docs, value)]
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if os.path.commonpath([docs, real]) != docs:
+            raise OptionError(
+                f"{role} '{value}' leads outside docs_dir; images to edit must live in docs_dir"
+            )
+        if os.path.isfile(real):
+            size = os.path.getsize(real)
+            if size > MAX_SOURCE_BYTES:
+                raise OptionError(f"{role} '{value}' is {size} bytes, over the {MAX_SOURCE_BYTES}-byte limit")
+            with open(real, "rb") as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()
+            return real, digest
+    raise OptionError(f"{role} '{value}' not found next to the page or in docs_dir")
+
+
+def parse_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
+    """Parse an attribute list `{ #id .class key="value" }` the way attr_list reads it."""
+    if not text:
+        return ()
+    import shlex
+
+    try:
+        parts = shlex.split(text, posix=True)
+    except ValueError as exc:
+        raise OptionError(f"cannot read the attribute list {{{text}}}: {exc}") from None
+    out: list[tuple[str, str]] = []
+    classes: list[str] = []
+    for part in parts:
+        if part.startswith("."):
+            classes.append(part[1:])
+        elif part.startswith("#"):
+            out.append(("id", part[1:]))
+        elif "=" in part:
+            name, _, value = part.partition("=")
+            if name == "class":
+                classes.extend(value.split())
+            else:
+                out.append((name, value))
+        elif part:
+            out.append((part, part))
+    if classes:
+        out.insert(0, ("class", " ".join(classes)))
+    return tuple(out)
