@@ -8,7 +8,7 @@ What a key holds (one diskcache transaction, so readers see all of it or none of
 
 Placeholder images made because real generation failed live in a separate namespace (`fb:`), so
 a fallback never satisfies a key whose provider is a real one. A file that changed behind our
-back (size, mtime, then digest) is dropped and regenerated, never served.
+back (size, then SHA-256 digest) is dropped and regenerated, never served.
 
 Claims are OS file locks (one per key, under `locks/`), released by the kernel if a build dies, so
 concurrent builds sharing a cache generate each key once. A second, remote tier can later sit
@@ -67,7 +67,6 @@ class ImageCache:
             self._store = diskcache.Cache(
                 self.directory,
                 eviction_policy="none",  # paid images are never evicted behind the user's back
-                disk_min_file_size=0,
                 statistics=False,
                 timeout=60,
             )
@@ -101,9 +100,8 @@ class ImageCache:
             return "its image file is missing"
         if st.st_size != meta.get("bytes"):
             return f"its image file has {st.st_size} bytes instead of {meta.get('bytes')}"
-        if st.st_mtime_ns == meta.get("mtime_ns"):
-            return None
-        # Touched (or restored from a CI cache archive): trust the digest, not the clock.
+        # Always the digest, not the clock: bit rot and CI cache archives keep sizes and mtimes.
+        # Hashing is cheap next to the copy MkDocs makes of the same bytes anyway.
         if _sha256_file(path) != meta.get("sha256"):
             return "its image file does not match the recorded digest"
         return None
@@ -130,7 +128,6 @@ class ImageCache:
                 handle = self._store.get(f"{ns}:{key}", read=True)
                 with handle:
                     path = handle.name
-                meta["mtime_ns"] = os.stat(path).st_mtime_ns
                 self._store.set(f"{ns}-meta:{key}", meta)
         except Exception as exc:
             raise CacheError(
