@@ -38,6 +38,8 @@ def image_html(
     classes = " ".join(c for c in (css_class, user.pop("class", "")) if c)
     final: dict[str, str] = {"class": classes, "width": str(width), "height": str(height)}
     final.update({k: v for k, v in user.items() if k not in ("src", "alt")})
+    # width/height reserve the space; this keeps the ratio when a theme narrows the image.
+    final["style"] = "; ".join(x for x in ("max-width: 100%; height: auto", user.get("style", "")) if x)
     final.setdefault("loading", "lazy")
     final.setdefault("decoding", "async")
     return (

@@ -531,6 +531,8 @@ class _BlockParser:
             body = self.f_body
             stop = end
             error = None
+        if self.text[stop - 1] == "\r":
+            stop -= 1  # Keep CRLF line endings whole for whoever splices the span.
         self.blocks.append(
             RawDirective(
                 "block",

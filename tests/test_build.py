@@ -45,6 +45,7 @@ def test_example_site_builds_offline(tmp_path: Path) -> None:
     assert figure and "<figcaption>Our harbour, as imagined</figcaption>" in figure[1]
     hero = imgs(figure[1])[0]
     assert (hero["width"], hero["height"], hero["loading"]) == ("1536", "1024", "lazy")
+    assert "height: auto" in hero["style"]  # a theme that narrows the image keeps its ratio
     assert Image.open(resolve_src(build, "index.html", hero["src"])).size == (1536, 1024)
     # The indented code sample on the tour page is shown, not generated.
     tour = build.page("guide/tour/index.html")

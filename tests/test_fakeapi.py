@@ -488,13 +488,10 @@ def test_multipart_edits_multiple_images_and_errors(api: FakeImageAPI, client: h
 
 def test_concurrent_requests_overlap() -> None:
     with FakeImageAPI(latency=0.3) as api, httpx.Client(base_url=api.base_url, timeout=5) as client:
-        start = time.monotonic()
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(lambda i: generate(client, f"prompt {i}").status_code, range(8)))
-        elapsed = time.monotonic() - start
         assert statuses == [200] * 8
         assert api.max_in_flight > 1
-        assert elapsed < 8 * 0.3
         assert api.in_flight == 0
         assert len(api.generation_requests()) == 8
 
