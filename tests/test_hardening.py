@@ -77,7 +77,9 @@ def test_sigkill_mid_generation_leaves_a_sound_cache(tmp_path: Path) -> None:
 def test_two_builds_at_once_share_the_cache_and_generate_each_key_once(tmp_path: Path) -> None:
     text = "# Home\n\n" + "".join(f"![{n}](imagegen:shared build {n})\n\n" for n in range(6))
     with FakeImageAPI(latency=0.3) as api:
-        openai_site(tmp_path, api, {"index.md": text, "other.md": "# Other\n\n![x](imagegen:shared build 0)\n"})
+        openai_site(
+            tmp_path, api, {"index.md": text, "other.md": "# Other\n\n![x](imagegen:shared build 0)\n"}
+        )
         env = {k: v for k, v in os.environ.items() if k != "IMAGEGEN_FROZEN"} | ENV
         procs = [
             subprocess.Popen(
@@ -93,7 +95,9 @@ def test_two_builds_at_once_share_the_cache_and_generate_each_key_once(tmp_path:
         outputs = [p.communicate(timeout=120)[0] for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outputs
         assert len(api.generation_requests()) == 6
-        assert sorted(r.json["prompt"] for r in api.generation_requests()) == [f"shared build {n}" for n in range(6)]
+        assert sorted(r.json["prompt"] for r in api.generation_requests()) == [
+            f"shared build {n}" for n in range(6)
+        ]
     for page in ("index.html", "other/index.html"):
         a = (tmp_path / "site-a" / page).read_text()
         b = (tmp_path / "site-b" / page).read_text()
@@ -123,7 +127,7 @@ def test_disk_full_while_writing_fails_the_build_and_keeps_nothing(
     write_site(tmp_path, {"index.md": "# Home\n\n![a](imagegen:no room)\n"})
     real_store = diskcache.core.Disk.store
 
-    def full_disk(self, value, read, key=diskcache.core.UNKNOWN):  # noqa: ANN001, ANN202
+    def full_disk(self, value, read, key=diskcache.core.UNKNOWN):
         if read:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_store(self, value, read, key=key)
@@ -139,7 +143,9 @@ def test_disk_full_while_writing_fails_the_build_and_keeps_nothing(
 
 
 def test_damaged_or_deleted_entries_are_regenerated_not_served(tmp_path: Path) -> None:
-    write_site(tmp_path, {"index.md": "# Home\n\n![a](imagegen:will be damaged)\n\n![b](imagegen:will be deleted)\n"})
+    write_site(
+        tmp_path, {"index.md": "# Home\n\n![a](imagegen:will be damaged)\n\n![b](imagegen:will be deleted)\n"}
+    )
     first = run_mkdocs(tmp_path, "--strict")
     assert first.returncode == 0, first.output
     originals = {p.name: p.read_bytes() for p in generated_images(first)}
@@ -193,7 +199,13 @@ def test_hostile_answers_are_rejected_and_nothing_is_cached(tmp_path: Path, case
         write_site(
             tmp_path,
             {},
-            plugin={"provider": "openai", "base_url": api.base_url, "timeout": 1, "max_retries": 0, "on_error": "fail"},
+            plugin={
+                "provider": "openai",
+                "base_url": api.base_url,
+                "timeout": 1,
+                "max_retries": 0,
+                "on_error": "fail",
+            },
         )
         stopped = build(tmp_path)
         assert stopped.returncode == 1 and "docs.md:3:" in stopped.output and message in stopped.output
@@ -222,7 +234,10 @@ HOSTILE_INPUT = {
     "prompt number": ("```imagegen\nprompt: 42\n```\n", "prompt must be text, not int"),
     "yaml aliases": (BILLION_LAUGHS, "aliases are not allowed"),
     "unknown key": ("```imagegen\nprompt: x\ncolour: red\n```\n", "unknown key 'colour'"),
-    "source dotdot": ("```imagegen\nprompt: x\nsource: ../../../etc/hostname\n```\n", "leads outside docs_dir"),
+    "source dotdot": (
+        "```imagegen\nprompt: x\nsource: ../../../etc/hostname\n```\n",
+        "leads outside docs_dir",
+    ),
     "source absolute": ("```imagegen\nprompt: x\nsource: /etc/hostname\n```\n", "is an absolute path"),
     "unterminated": ("```imagegen\nprompt: x\n", "unterminated imagegen block"),
 }
@@ -279,7 +294,12 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         runner = CliRunner()
         cfg = str(tmp_path / "mkdocs.yml")
-        for args in (["status", "--json"], ["status"], ["generate"], ["report", "-o", str(tmp_path / "r.html")]):
+        for args in (
+            ["status", "--json"],
+            ["status"],
+            ["generate"],
+            ["report", "-o", str(tmp_path / "r.html")],
+        ):
             outputs.append(runner.invoke(main, [*args, "-f", cfg]).output)
         outputs.append(build(tmp_path, "-v").output)
     assert "bad request for key [redacted]" in outputs[0]
