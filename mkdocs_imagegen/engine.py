@@ -253,7 +253,7 @@ class Engine:
                     else:
                         self._paid_started += 1
                 if over:
-                    return await self._fallback(job, "max_new_images reached", quiet=True)
+                    return await self._fallback(job, "max_new_images reached")
             try:
                 image = await self._generate(job)
                 data, meta = await asyncio.to_thread(self._finalize, job.spec, image)
@@ -351,16 +351,16 @@ class Engine:
             return Outcome(job.spec.key, "failed", error=f"{job.where}: {reason}")
         if first:
             self.log.warning(f"{reason}. Images that are not cached get placeholders in this build")
-        return await self._fallback(job, "no API key", quiet=True)
+        return await self._fallback(job, "no API key")
 
     async def _failed(self, job: _Job, message: str) -> Outcome:
         text = f"{job.where}: {message}"
         if self.on_error == "fail":
             return Outcome(job.spec.key, "failed", error=text)
         self.log.warning(f"{text}; a placeholder is shown instead")
-        return await self._fallback(job, message, quiet=True)
+        return await self._fallback(job, message)
 
-    async def _fallback(self, job: _Job, reason: str, *, quiet: bool) -> Outcome:
+    async def _fallback(self, job: _Job, reason: str) -> Outcome:
         """A placeholder for a key that has no real image; kept apart from real images."""
         key = job.spec.key
         entry = await asyncio.to_thread(self.cache.get, key, fallback=True)
@@ -379,8 +379,6 @@ class Engine:
                 "reason": reason,
             }
             entry = await asyncio.to_thread(self.cache.put, key, data, meta, fallback=True)
-        if not quiet:
-            self.log.warning(f"{job.where}: {reason}; a placeholder is shown instead")
         return Outcome(key, "fallback", entry, error=f"{job.where}: {reason}")
 
 

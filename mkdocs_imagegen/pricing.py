@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from .spec import ImageSpec
 
-_SQUARE, _TALL = "square", "wide"
-
 # model -> quality -> (1024x1024, 1024x1536 or 1536x1024)
 PRICES: dict[str, dict[str, tuple[float, float]]] = {
     "gpt-image-1-mini": {"low": (0.005, 0.006), "medium": (0.011, 0.015), "high": (0.036, 0.052)},
