@@ -129,6 +129,9 @@ class ImageCache:
                 with handle:
                     path = handle.name
                 self._store.set(f"{ns}-meta:{key}", meta)
+                if not fallback:  # the real image supersedes any placeholder made for the key
+                    self._store.delete(f"{FALLBACK}:{key}")
+                    self._store.delete(f"{FALLBACK}-meta:{key}")
         except Exception as exc:
             raise CacheError(
                 f"cannot write to the image cache directory {self.directory}: {_reason(exc)}. "
@@ -140,11 +143,10 @@ class ImageCache:
         """Remove every entry of `key`; return the bytes freed."""
         freed = 0
         for ns in (REAL, FALLBACK):
-            entry = self.get(key, fallback=ns == FALLBACK)
-            if entry is not None:
-                freed += int(entry.meta.get("bytes", 0))
             with self._store.transact():
-                self._store.delete(f"{ns}:{key}")
+                meta = self._store.get(f"{ns}-meta:{key}")
+                if self._store.delete(f"{ns}:{key}") and meta:
+                    freed += int(meta.get("bytes", 0))
                 self._store.delete(f"{ns}-meta:{key}")
         with contextlib.suppress(OSError):
             os.remove(self._lock_path(key))

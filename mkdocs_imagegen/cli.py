@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,11 @@ class Site:
         return [o for o in self.occurrences if o.spec is None]
 
     def images(self, cache: ImageCache) -> list[Image]:
+        """Every key in use, in page order, with its state in `cache`.
+
+        A placeholder made by the fallback (no key, an error, the spending cap) lives apart from
+        real images: it never makes a key `cached` when the configured provider is a real one.
+        """
         by_key: dict[str, Image] = {}
         for occurrence in self.occurrences:
             if occurrence.spec is None:
@@ -73,7 +78,7 @@ class Site:
 
 def load_site(config_file: str | None) -> Site:
     from mkdocs.config import load_config
-    from mkdocs.exceptions import ConfigurationError
+    from mkdocs.exceptions import Abort, ConfigurationError
     from mkdocs.structure.files import get_files
 
     from .plugin import cache_dir_for, frozen_from_env
@@ -83,15 +88,26 @@ def load_site(config_file: str | None) -> Site:
     try:
         config = load_config(config_file)
     except ConfigurationError as exc:
-        raise click.ClickException(f"cannot load the MkDocs config: {exc}") from None
+        raise click.ClickException(f"cannot load the MkDocs config: {exc.format_message()}") from None
+    except Abort as exc:  # validation errors, already logged one by one above
+        where = config_file or "mkdocs.yml"
+        raise click.ClickException(f"cannot load the MkDocs config {where}: {exc.format_message()}") from None
     plugin = config.plugins.get("imagegen")
     if plugin is None:
         raise click.ClickException(
             f"the imagegen plugin is not enabled in {config.config_file_path}: add '- imagegen' under plugins"
         )
     settings = Settings.from_config(plugin.config, config.docs_dir)
-    files = get_files(config)
-    pages = collect(documentation_files(files), settings)
+    try:
+        files = get_files(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot list the pages in {config.docs_dir}: {exc}") from None
+    pages = []
+    for file in documentation_files(files):
+        try:  # one page at a time, to name the one that cannot be read
+            pages.extend(collect([file], settings))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"cannot read the page {file.src_uri}: {exc}") from None
     occurrences = [o for _, occ in pages for o in occ]
     return Site(
         config=config,
@@ -110,6 +126,7 @@ def open_cache(site: Site) -> ImageCache:
 
 
 def estimate(images: Iterable[Image]) -> float | None:
+    """What generating `images` would cost, or None when a model's price is unknown."""
     total = 0.0
     for image in images:
         if image.spec.provider == "placeholder":
@@ -130,10 +147,21 @@ config_file_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version")
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=(
+        "States: 'cached' (a real image for the key is in the cache), 'missing' (nothing cached), "
+        "'stale' (only a placeholder made because real generation was impossible: no API key, an "
+        "error or the spending cap). Run `mkdocs-imagegen COMMAND --help` for a command's options."
+    ),
+)
+@click.version_option(__version__, "-V", "--version", prog_name="mkdocs-imagegen")
 def main() -> None:
-    """See, generate, check, prune and report the images of a MkDocs site."""
+    """See, generate, check, prune and report the images of a MkDocs site.
+
+    Every command reads the site's mkdocs.yml and pages like `mkdocs build` does, without building
+    the site, and uses the plugin's cache (cache_dir).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)-7s -  %(message)s")
     logging.getLogger("mkdocs").setLevel(logging.WARNING)
 
@@ -144,64 +172,84 @@ def _where(image: Image) -> str:
     return first + (f" (+{more})" if more else "")
 
 
-@main.command()
+def _row(occurrence: Occurrence, by_key: dict[str, Image]) -> dict[str, Any]:
+    """One directive for `status`: the same keys for every row, broken or not."""
+    spec = occurrence.spec
+    return {
+        "page": occurrence.page,
+        "line": occurrence.line,
+        "key": spec.key if spec else None,
+        "state": by_key[spec.key].state if spec else "error",
+        "provider": spec.provider if spec else None,
+        "model": spec.model if spec else None,
+        "size": spec.size if spec else None,
+        "quality": spec.quality if spec else None,
+        "format": spec.format if spec else None,
+        "prompt": spec.prompt if spec else None,
+        "error": occurrence.error,
+    }
+
+
+@main.command(short_help="List every directive with its page, line, key and state.")
 @config_file_option
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def status(config_file: str | None, as_json: bool) -> None:
-    """Every directive with its page, line, key and state: cached, stale or missing."""
+    """List every directive with its page, line, key, provider, model and state.
+
+    The state is 'cached', 'missing' or 'stale' ('error' for a directive that cannot be read).
+    Ends with the totals and the estimated cost of generating what is missing or stale.
+    """
     site = load_site(config_file)
     with open_cache(site) as cache:
         images = site.images(cache)
     by_key = {image.key: image for image in images}
-    todo = [i for i in images if i.state != "cached"]
-    cost = estimate(todo)
-    rows = []
-    for occurrence in site.occurrences:
-        row: dict[str, Any] = {"page": occurrence.page, "line": occurrence.line}
-        if occurrence.spec is None:
-            row.update(state="error", error=occurrence.error, key=None)
-        else:
-            spec = occurrence.spec
-            row.update(
-                key=spec.key,
-                state=by_key[spec.key].state,
-                provider=spec.provider,
-                model=spec.model,
-                size=spec.size,
-                format=spec.format,
-                prompt=spec.prompt,
-            )
-        rows.append(row)
+    cost = estimate(i for i in images if i.state != "cached")
+    rows = [_row(occurrence, by_key) for occurrence in site.occurrences]
     totals = {state: sum(1 for i in images if i.state == state) for state in STATES}
     totals.update(directives=len(site.occurrences), images=len(images), errors=len(site.errors))
     if as_json:
         click.echo(json.dumps({"directives": rows, "totals": totals, "estimated_cost": cost}, indent=2))
         return
     for row in rows:
-        label = row["state"]
-        detail = (
-            row.get("error")
-            or f"{row['provider']}/{row['model'] or '-'} {row['size']}  {_clip(row['prompt'])}"
-        )
+        if row["error"]:
+            detail = row["error"]
+        else:
+            detail = f"{row['provider']}/{row['model'] or '-'} {row['size']}  {_clip(row['prompt'])}"
         key = (row["key"] or "-")[:12]
-        click.echo(f"{label:8} {key:12}  {row['page']}:{row['line']}  {detail}")
+        click.echo(f"{row['state']:8} {key:12}  {row['page']}:{row['line']}  {detail}")
     click.echo(
-        f"{totals['directives']} directives, {totals['images']} images: {totals['cached']} cached, "
-        f"{totals['stale']} stale, {totals['missing']} missing, {totals['errors']} errors; "
+        f"{totals['directives']} directive(s), {totals['images']} image(s): {totals['cached']} cached, "
+        f"{totals['stale']} stale, {totals['missing']} missing, {totals['errors']} broken; "
         f"generating the rest: {pricing.format_cost(cost)}"
     )
 
 
-@main.command()
+@main.command(short_help="Generate what is missing or stale, without building the site.")
 @config_file_option
 @click.option("--dry-run", is_flag=True, help="Call nothing; print what would be generated and its cost.")
-@click.option("--force", is_flag=True, help="Regenerate even cached images (those matching --only).")
-@click.option("--only", "only", metavar="GLOB", help="Only directives whose page path or key matches GLOB.")
-@click.option("--max-new-images", type=click.IntRange(min=0), help="Override the spending cap for this run.")
+@click.option("--force", is_flag=True, help="Regenerate cached images too (only those matching --only).")
+@click.option(
+    "--only",
+    "only",
+    metavar="GLOB",
+    help="Only images used on a page whose path (relative to docs_dir) matches GLOB, or whose key does.",
+)
+@click.option(
+    "--max-new-images",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Generate at most N paid images in this run, leaving the rest for later (default: the "
+    "plugin's max_new_images, so an unattended CI run never spends more than a build would).",
+)
 def generate(
     config_file: str | None, dry_run: bool, force: bool, only: str | None, max_new_images: int | None
 ) -> None:
-    """Produce what is missing or stale, without building the site."""
+    """Generate every image that is missing or stale, without building the site.
+
+    Shows a progress bar on a terminal and one line per image otherwise, then a summary. Exits 1
+    when any image failed or any directive is broken. Frozen mode does not apply: this command is
+    how a frozen site's cache gets filled.
+    """
     from .engine import open_engine
 
     site = load_site(config_file)
@@ -210,26 +258,43 @@ def generate(
     with open_cache(site) as cache:
         images = site.images(cache)
     selected = [i for i in images if _matches(i, only)]
+    if only and not selected:
+        raise click.ClickException(f"no image of the site matches --only {only!r} (a page path or a key)")
     todo = [i for i in selected if force or i.state != "cached"]
-    cost = estimate(todo)
+    broken = f", {len(site.errors)} broken directive(s)" if site.errors else ""
+    skipped: list[Image] = []
+    if max_new_images is None and site.plugin_config["provider"] != "placeholder":
+        max_new_images = site.plugin_config["max_new_images"]
+    if max_new_images is not None and len(todo) > max_new_images:
+        todo, skipped = todo[:max_new_images], todo[max_new_images:]
+    left = f", {len(skipped)} left for later (--max-new-images {max_new_images})" if skipped else ""
     if dry_run or not todo:
         for image in todo:
             click.echo(f"would generate {image.key[:12]}  {_where(image)}  {_clip(image.spec.prompt)}")
-        verb = "would generate" if dry_run else "nothing to generate;"
-        click.echo(f"{verb} {len(todo)} image(s), estimated cost {pricing.format_cost(cost)}")
+        _echo_skipped(skipped)
+        if dry_run:
+            cost = _estimated(estimate(todo))
+            click.echo(f"would generate {len(todo)} image(s), {cost}{left}{broken}")
+            return
+        cached = sum(1 for i in selected if i.state == "cached")
+        click.echo(f"nothing to generate: {cached} image(s) cached{left}{broken}")
         sys.exit(1 if site.errors else 0)
 
     config = dict(site.plugin_config)
-    if max_new_images is not None:
-        config["max_new_images"] = max_new_images
-    started = time.monotonic()
+    # The command reports failures itself: no placeholder is stored, and no cap but the one asked for.
+    config["on_error"] = "fail"
+    config["max_new_images"] = len(todo)
     try:
         engine = open_engine(config, site.cache_dir, frozen=False)
     except CacheError as exc:
         raise click.ClickException(str(exc)) from None
-    failed: list[str] = []
-    counts = {"generated": 0, "cached": 0}
     with engine:
+        reason = engine.provider.unavailable_reason()
+        if reason:
+            raise click.ClickException(f"{reason}. Nothing was generated ({len(todo)} image(s) to do)")
+        started = time.monotonic()
+        failed: list[str] = []
+        counts = {"generated": 0, "cached": 0}
         futures = {engine.submit(image.occurrences[0], force=force): image for image in todo}
         for image in todo:
             for occurrence in image.occurrences[1:]:
@@ -239,25 +304,34 @@ def generate(
                 counts[outcome.status] += 1
             else:
                 failed.append(outcome.error or f"{_where(image)}: failed")
-        engine.finish_report()
         spent = engine.stats.cost if engine.stats.cost_known else None
     for message in failed:
         click.echo(f"failed   {message}", err=True)
+    _echo_skipped(skipped)
     click.echo(
-        f"{counts['generated']} generated, {counts['cached']} already cached, {len(failed)} failed "
-        f"in {time.monotonic() - started:.1f} s, estimated cost {pricing.format_cost(spent)}"
+        f"{counts['generated']} generated, {counts['cached']} already cached, {len(failed)} failed{left}"
+        f"{broken} in {time.monotonic() - started:.1f} s, {_estimated(spent)}"
     )
     sys.exit(1 if failed or site.errors else 0)
 
 
-def _progress(futures: dict[Any, Image]) -> Iterable[tuple[Any, Image]]:
+def _echo_skipped(skipped: list[Image]) -> None:
+    for image in skipped:
+        click.echo(f"skipped  {image.key[:12]}  {_where(image)}  {_clip(image.spec.prompt)}")
+
+
+def _interactive() -> bool:
+    return sys.stdout.isatty()
+
+
+def _progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
     """Outcomes as they finish: a progress bar on a terminal, plain lines otherwise (CI logs)."""
     import concurrent.futures
 
     pending = concurrent.futures.as_completed(futures)
     total = len(futures)
-    if sys.stdout.isatty():
-        with click.progressbar(length=total, label="Generating images") as bar:
+    if _interactive():
+        with click.progressbar(length=total, label="Generating images", show_pos=True) as bar:
             for future in pending:
                 bar.update(1)
                 yield future.result(), futures[future]
@@ -268,10 +342,13 @@ def _progress(futures: dict[Any, Image]) -> Iterable[tuple[Any, Image]]:
         yield outcome, image
 
 
-@main.command()
+@main.command(short_help="Exit 1 when any directive is missing, stale or broken (the CI gate).")
 @config_file_option
 def check(config_file: str | None) -> None:
-    """Exit 1 when any directive is missing, stale or broken: the CI gate."""
+    """Exit 1 when any directive is missing, stale or broken, listing each with its page and line.
+
+    Exit 0 when every image is cached: the gate to run in CI before a frozen build.
+    """
     site = load_site(config_file)
     with open_cache(site) as cache:
         images = site.images(cache)
@@ -279,23 +356,40 @@ def check(config_file: str | None) -> None:
     for occurrence in site.errors:
         problems += 1
         click.echo(f"error    {occurrence.where}: {occurrence.error}")
+    todo = 0
     for image in images:
         if image.state != "cached":
             for occurrence in image.occurrences:
-                problems += 1
+                todo += 1
                 click.echo(f"{image.state:8} {occurrence.where}  {_clip(image.spec.prompt)}")
-    if problems:
-        click.echo(f"{problems} directive(s) need attention: run `mkdocs-imagegen generate` with the API key")
+    if problems or todo:
+        hints = []
+        if todo:
+            hints.append("run `mkdocs-imagegen generate` to make the missing and stale images")
+        if problems:
+            hints.append("fix the broken directives")
+        click.echo(f"{problems + todo} directive(s) need attention: {' and '.join(hints)}")
         sys.exit(1)
-    click.echo(f"all {len(images)} images are cached")
+    click.echo(f"all {len(images)} image(s) of {len(site.occurrences)} directive(s) are cached")
 
 
-@main.command()
+@main.command(short_help="Remove cache entries that no directive uses any more.")
 @config_file_option
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 def prune(config_file: str | None, dry_run: bool) -> None:
-    """Remove cache entries that no directive of the site uses any more."""
+    """Remove cache entries that no directive of the site uses any more.
+
+    Refuses while any directive is broken: its image cannot be told from an unused one. Careful
+    with a cache_dir shared by several sites: what only the other sites use is removed too.
+    """
     site = load_site(config_file)
+    for occurrence in site.errors:
+        click.echo(f"error    {occurrence.where}: {occurrence.error}", err=True)
+    if site.errors and not dry_run:
+        # The image a broken directive used has no key now; fixing the directive would need it again.
+        raise click.ClickException(
+            f"{len(site.errors)} broken directive(s): fix them first, so that the images they use are kept"
+        )
     used = {o.spec.key for o in site.occurrences if o.spec is not None}
     with open_cache(site) as cache:
         orphans: dict[str, int] = {}
@@ -304,33 +398,41 @@ def prune(config_file: str | None, dry_run: bool) -> None:
                 orphans[key] = orphans.get(key, 0) + int(meta.get("bytes", 0))
         freed = sum(orphans.values()) if dry_run else sum(cache.delete(key) for key in orphans)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes")
+    click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({_human(freed)})")
 
 
-@main.command()
+@main.command(short_help="Write a self-contained HTML page showing every image.")
 @config_file_option
 @click.option(
-    "-o", "--output", default="imagegen-report.html", show_default=True, type=click.Path(dir_okay=False)
+    "-o",
+    "--output",
+    default="imagegen-report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
 )
 def report(config_file: str | None, output: str) -> None:
-    """Write one self-contained HTML page showing every image with its prompt, page, model and state."""
-    from . import imaging, render
+    """Write one self-contained HTML page showing every image of the site.
+
+    Each image (an embedded thumbnail) comes with its prompt, pages and lines, model, size, state,
+    creation date and cost. The page loads nothing from elsewhere: mail it, or keep it as a CI artifact.
+    """
+    from . import render
 
     site = load_site(config_file)
     rows = []
+    spent = 0.0
     with open_cache(site) as cache:
         images = site.images(cache)
         for image in images:
-            thumb = None
-            if image.path:
-                with open(image.path, "rb") as fh:
-                    data, mime = imaging.thumbnail(fh.read())
-                thumb = f"data:{mime};base64,{base64.b64encode(data).decode()}"
             meta = image.meta or {}
+            cost = meta.get("cost") if image.state == "cached" else None
+            if isinstance(cost, (int, float)):
+                spent += cost
             rows.append(
                 {
                     "key": image.key,
-                    "thumb": thumb,
+                    "thumb": _thumbnail(image.path) if image.path else None,
                     "prompt": image.spec.prompt,
                     "pages": [o.where for o in image.occurrences],
                     "provider": image.spec.provider,
@@ -338,8 +440,8 @@ def report(config_file: str | None, output: str) -> None:
                     "size": image.spec.size,
                     "state": image.state,
                     "created": meta.get("created", ""),
-                    "cost": pricing.format_cost(meta.get("cost")) if meta.get("cost") is not None else "-",
-                    "revised_prompt": meta.get("revised_prompt"),
+                    "cost": pricing.format_cost(cost) if isinstance(cost, (int, float)) else "-",
+                    "revised_prompt": meta.get("revised_prompt") if image.state == "cached" else None,
                 }
             )
     html = (
@@ -351,12 +453,29 @@ def report(config_file: str | None, output: str) -> None:
             errors=[{"where": o.where, "error": o.error} for o in site.errors],
             generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             totals={s: sum(1 for r in rows if r["state"] == s) for s in STATES},
+            spent=pricing.format_cost(spent),
+            to_do=pricing.format_cost(estimate(i for i in images if i.state != "cached")),
         )
     )
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    click.echo(f"wrote {output}: {len(rows)} images")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(html)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {output}: {len(rows)} image(s), {len(site.errors)} broken directive(s)")
+
+
+def _thumbnail(path: str) -> str | None:
+    """A data: URI of a small preview, or None when the cached file cannot be read."""
+    from . import imaging
+
+    try:
+        with open(path, "rb") as fh:
+            data, mime = imaging.thumbnail(fh.read())
+    except (OSError, imaging.ImageError):
+        return None
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def _matches(image: Image, pattern: str | None) -> bool:
@@ -367,5 +486,25 @@ def _matches(image: Image, pattern: str | None) -> bool:
     )
 
 
+def _estimated(cost: float | None) -> str:
+    """'estimated cost $0.088', or 'cost unknown' when a model has no known price."""
+    return "cost unknown" if cost is None else f"estimated cost {pricing.format_cost(cost)}"
+
+
 def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _human(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    amount = size / 1000
+    for unit in ("kB", "MB"):
+        if amount < 1000:
+            return f"{amount:.1f} {unit}"
+        amount /= 1000
+    return f"{amount:.1f} GB"
+
+
+if __name__ == "__main__":
+    main(prog_name="mkdocs-imagegen")

@@ -149,7 +149,7 @@ class Engine:
             self.log.warning(
                 f"{self.stats.skipped_by_cap} image(s) were not generated because this build reached "
                 f"max_new_images ({self.max_new_images}); they show placeholders. Raise max_new_images in "
-                "mkdocs.yml, or run `mkdocs-imagegen generate`, to generate them"
+                "mkdocs.yml, or run `mkdocs-imagegen generate --max-new-images N`, to generate them"
             )
 
     def close(self) -> None:

@@ -147,11 +147,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         engine.finish_report()
         s = engine.stats
         failed = s.failed + s.fallback + self._errors
-        cost = (
-            f", estimated cost {pricing.format_cost(s.cost if s.cost_known else None)}"
-            if engine.provider.paid
-            else ""
-        )
+        cost = ""
+        if engine.provider.paid:
+            cost = f", estimated cost {pricing.format_cost(s.cost)}" if s.cost_known else ", cost unknown"
         used = s.in_use + self._errors
         log.info(
             f"{used} image{'' if used == 1 else 's'} in use: {s.cached} from cache, {s.generated} generated, "

@@ -204,6 +204,11 @@ def test_missing_key_one_message_then_placeholders(tmp_path: Path, fake_api: Fak
     real = build(tmp_path, "--strict")
     assert real.returncode == 0, real.output
     assert len(fake_api.generation_requests()) == 2
+    # The real images supersede the placeholders: none is left behind in the cache.
+    from mkdocs_imagegen.cache import ImageCache
+
+    with ImageCache(str(tmp_path / ".cache/plugin/imagegen")) as cache:
+        assert sorted(fallback for _, fallback, _ in cache.entries()) == [False, False]
 
 
 def test_missing_key_with_on_error_fail(tmp_path: Path, fake_api: FakeImageAPI) -> None:
