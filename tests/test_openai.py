@@ -61,6 +61,18 @@ def test_request_body_headers_and_result(tmp_path: Path, fake_api: FakeImageAPI)
     # What the API encoded is what is served: no re-encoding when nothing must change.
     assert served.read_bytes() == encode_image(1536, 1024, "webp", colour_for("A lighthouse icon"), 80)
     assert "1 generated" in result.output and "estimated cost $0.006" in result.output
+    # The API's revised prompt and usage are kept with the cached image.
+    from mkdocs_imagegen.cache import ImageCache
+
+    with ImageCache(str(tmp_path / ".cache/plugin/imagegen")) as cache:
+        ((_, fallback, meta),) = list(cache.entries())
+    assert not fallback and meta["revised_prompt"] and meta["usage"]["total_tokens"] > 0
+    assert (meta["model"], meta["width"], meta["height"], meta["cost"]) == (
+        "gpt-image-1-mini",
+        1536,
+        1024,
+        0.006,
+    )
 
 
 def test_only_set_parameters_are_sent(tmp_path: Path, fake_api: FakeImageAPI) -> None:
