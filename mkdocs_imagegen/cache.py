@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class ImageCache:
                 statistics=False,
                 timeout=60,
             )
-        except (OSError, diskcache.Timeout, Exception) as exc:
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
             raise CacheError(
                 f"cannot use the image cache directory {self.directory}: {_reason(exc)}. "
                 "Make it writable or set cache_dir to a writable folder."
@@ -85,12 +86,12 @@ class ImageCache:
             return None
         handle = self._store.get(f"{ns}:{key}", read=True)
         if handle is None:
-            return self._drop(key, ns, "its image file is missing")
+            return self._drop(key, ns, meta, "its image file is missing")
         with handle:
             path = handle.name
         problem = self._check(path, meta)
         if problem:
-            return self._drop(key, ns, problem)
+            return self._drop(key, ns, meta, problem)
         return Entry(key=key, path=path, meta=meta, fallback=fallback)
 
     def _check(self, path: str, meta: dict[str, Any]) -> str | None:
@@ -106,11 +107,15 @@ class ImageCache:
             return "its image file does not match the recorded digest"
         return None
 
-    def _drop(self, key: str, ns: str, why: str) -> None:
-        log.info(f"imagegen: cache entry {key} is damaged ({why}); it is dropped and will be regenerated")
-        with contextlib.suppress(Exception), self._store.transact():
+    def _drop(self, key: str, ns: str, seen: dict[str, Any], why: str) -> None:
+        with contextlib.suppress(OSError, sqlite3.Error, diskcache.Timeout), self._store.transact():
+            # Compare and delete: another process may have just replaced the entry with a good one.
+            current = self._store.get(f"{ns}-meta:{key}")
+            if current is None or current.get("sha256") != seen.get("sha256"):
+                return None
             self._store.delete(f"{ns}:{key}")
             self._store.delete(f"{ns}-meta:{key}")
+        log.info(f"imagegen: cache entry {key} is damaged ({why}); it is dropped and will be regenerated")
         return None
 
     def read_bytes(self, entry: Entry) -> bytes:
@@ -148,8 +153,7 @@ class ImageCache:
                 if self._store.delete(f"{ns}:{key}") and meta:
                     freed += int(meta.get("bytes", 0))
                 self._store.delete(f"{ns}-meta:{key}")
-        with contextlib.suppress(OSError):
-            os.remove(self._lock_path(key))
+        # The empty lock file stays: unlinking it while another process holds it breaks exclusion.
         return freed
 
     # -- listing -------------------------------------------------------------------------------

@@ -76,13 +76,14 @@ class Site:
         return list(by_key.values())
 
 
-def load_site(config_file: str | None) -> Site:
+def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
+    """The site's directives, as a build sees them (`drafts`: as `mkdocs serve` does)."""
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort, ConfigurationError
     from mkdocs.structure.files import get_files
 
     from .plugin import cache_dir_for, frozen_from_env
-    from .site import collect, documentation_files
+    from .site import documentation_files, page_occurrences, read_page
     from .spec import Settings
 
     try:
@@ -102,13 +103,13 @@ def load_site(config_file: str | None) -> Site:
         files = get_files(config)
     except OSError as exc:
         raise click.ClickException(f"cannot list the pages in {config.docs_dir}: {exc}") from None
-    pages = []
-    for file in documentation_files(files):
-        try:  # one page at a time, to name the one that cannot be read
-            pages.extend(collect([file], settings))
+    occurrences = []
+    for file in documentation_files(files, serving=drafts):
+        try:
+            page = read_page(file)
         except (OSError, UnicodeDecodeError) as exc:
             raise click.ClickException(f"cannot read the page {file.src_uri}: {exc}") from None
-    occurrences = [o for _, occ in pages for o in occ]
+        occurrences.extend(page_occurrences(page, settings))
     return Site(
         config=config,
         plugin_config=plugin.config,
@@ -382,7 +383,7 @@ def prune(config_file: str | None, dry_run: bool) -> None:
     Refuses while any directive is broken: its image cannot be told from an unused one. Careful
     with a cache_dir shared by several sites: what only the other sites use is removed too.
     """
-    site = load_site(config_file)
+    site = load_site(config_file, drafts=True)
     for occurrence in site.errors:
         click.echo(f"error    {occurrence.where}: {occurrence.error}", err=True)
     if site.errors and not dry_run:

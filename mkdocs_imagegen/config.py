@@ -74,6 +74,21 @@ class Template(c.BaseConfigOption[str]):
         return value
 
 
+class SitePath(c.Type[str]):
+    """A folder inside the built site: no absolute path, no `..`."""
+
+    def __init__(self, default: str) -> None:
+        super().__init__(str, default=default)
+
+    def run_validation(self, value: object) -> str:
+        text = super().run_validation(value).strip().replace("\\", "/").strip("/")
+        if not text or value.startswith(("/", "\\")) or ".." in text.split("/") or ":" in text:  # type: ignore[union-attr]
+            raise base.ValidationError(
+                f"must be a folder inside the site, such as assets/imagegen, not {value!r}"
+            )
+        return text
+
+
 class ImagegenConfig(base.Config):
     enabled = c.Type(bool, default=True)
     provider = c.Choice(("placeholder", "openai"), default="placeholder")
@@ -86,7 +101,7 @@ class ImagegenConfig(base.Config):
     moderation = c.Optional(Checked(options.check_moderation))
     prompt_template = c.Optional(Template())
     cache_dir = c.Type(str, default=".cache/plugin/imagegen")
-    output_dir = c.Type(str, default="assets/imagegen")
+    output_dir = SitePath("assets/imagegen")
     concurrency = PositiveInt(4)
     on_error = c.Choice(("placeholder", "fail"), default="placeholder")
     frozen = c.Type(bool, default=False)

@@ -102,6 +102,9 @@ class Engine:
         self._lock = threading.Lock()
         self._paid_started = 0
         self._unavailable_announced = False
+        self._disabled: str | None = None  # the provider refused our key: ask it nothing more
+        self._halted = False
+        self._pause_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -139,9 +142,6 @@ class Engine:
         with self._lock:
             jobs = list(self._jobs.values())
         return [j.future.result() for j in jobs if j.future.done()]
-
-    def occurrences(self, key: str) -> list[Occurrence]:
-        return list(self._jobs[key].occurrences)
 
     def finish_report(self) -> None:
         """Say once what the spending guard held back, and how to lift it."""
@@ -199,27 +199,29 @@ class Engine:
 
     def _finish(self, job: _Job, outcome: Outcome) -> None:
         with self._lock:
-            counter = {
-                "cached": "cached",
-                "generated": "generated",
-                "fallback": "fallback",
-                "failed": "failed",
-            }
-            setattr(self.stats, counter[outcome.status], getattr(self.stats, counter[outcome.status]) + 1)
+            setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
         if not job.future.done():
             job.future.set_result(outcome)
 
+    def _clean(self, text: str) -> str:
+        """Every message passes here before a log, the cache or a placeholder's pixels see it."""
+        return self.provider.scrub(text)
+
     def _fatal(self, job: _Job, exc: Exception) -> Outcome:
-        return Outcome(job.spec.key, "failed", error=f"{job.where}: {exc}", fatal=True)
+        return Outcome(job.spec.key, "failed", error=self._clean(f"{job.where}: {exc}"), fatal=True)
 
     async def _run(self, job: _Job) -> None:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
         try:
-            outcome = await self._produce(job)
+            # The whole job runs inside the concurrency bound, so at most `concurrency` claims
+            # (open lock files) and requests exist at once, however large the site.
+            async with self._semaphore:
+                outcome = await self._produce(job)
         except CacheError as exc:
             outcome = self._fatal(job, exc)
         except asyncio.CancelledError:
-            outcome = Outcome(job.spec.key, "failed", error=f"{job.where}: cancelled")
-            self._finish(job, outcome)
+            self._finish(job, Outcome(job.spec.key, "failed"))
             raise
         except Exception as exc:
             outcome = self._fatal(job, RuntimeError(f"internal error: {type(exc).__name__}: {exc}"))
@@ -227,6 +229,8 @@ class Engine:
 
     async def _produce(self, job: _Job) -> Outcome:
         key = job.spec.key
+        if self._halted:  # on_error: fail, and an earlier image failed: spend nothing more
+            return Outcome(key, "failed")
         claim = await self._claim(job)
         try:
             if not job.force:
@@ -242,23 +246,22 @@ class Engine:
                     "or turn frozen off",
                     fatal=True,
                 )
-            reason = self.provider.unavailable_reason()
+            reason = self._disabled or self.provider.unavailable_reason()
             if reason:
                 return await self._unavailable(job, reason)
-            if self.provider.paid:
-                with self._lock:
-                    over = self._paid_started >= self.max_new_images
-                    if over:
-                        self.stats.skipped_by_cap += 1
-                    else:
-                        self._paid_started += 1
-                if over:
-                    return await self._fallback(job, "max_new_images reached")
+            if self.provider.paid and not self._reserve():
+                return await self._fallback(job, "max_new_images reached")
             try:
                 image = await self._generate(job)
                 data, meta = await asyncio.to_thread(self._finalize, job.spec, image)
-            except (ProviderError, imaging.ImageError) as exc:
-                return await self._failed(job, str(exc))
+            except ProviderError as exc:
+                if exc.status is not None and self.provider.paid:
+                    self._refund()  # the API answered with an error: nothing was billed
+                if exc.status == 401 or exc.code in ("invalid_api_key", "insufficient_quota"):
+                    self._disabled = self._clean(exc.message)  # no other request would fare better
+                return await self._failed(job, exc.message)
+            except imaging.ImageError as exc:
+                return await self._failed(job, f"the API's answer is not an acceptable image: {exc}")
             cost = self.provider.estimate_cost(job.spec)
             meta["cost"] = cost
             entry = await asyncio.to_thread(self.cache.put, key, data, meta)
@@ -270,6 +273,19 @@ class Engine:
             return Outcome(key, "generated", entry)
         finally:
             claim.release()
+
+    def _reserve(self) -> bool:
+        """Count a paid image against max_new_images before asking for it."""
+        with self._lock:
+            if self._paid_started >= self.max_new_images:
+                self.stats.skipped_by_cap += 1
+                return False
+            self._paid_started += 1
+            return True
+
+    def _refund(self) -> None:
+        with self._lock:
+            self._paid_started -= 1
 
     async def _claim(self, job: _Job) -> Any:
         deadline = time.monotonic() + CLAIM_TIMEOUT
@@ -291,22 +307,27 @@ class Engine:
             source_path=occurrence.source_path,
             mask_path=occurrence.mask_path,
         )
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
+            pause = self._pause_until - loop.time()
+            if pause > 0:  # the server asked everyone to wait (Retry-After), not just one job
+                await asyncio.sleep(pause)
             try:
-                async with self._semaphore:
-                    return await self.provider.generate(request)
+                return await self.provider.generate(request)
             except ProviderError as exc:
                 if not exc.retryable or attempt >= self.max_retries:
                     if exc.retryable:
-                        raise ProviderError(f"{exc.message} (gave up after {attempt + 1} attempts)") from None
+                        exc.message = f"{exc.message} (gave up after {attempt + 1} attempts)"
                     raise
                 delay = self._delay(attempt, exc.retry_after)
+                if exc.retry_after is not None:
+                    self._pause_until = max(self._pause_until, loop.time() + delay)
                 attempt += 1
                 self.log.info(
-                    f"{job.where}: {exc.message}; retry {attempt} of {self.max_retries} in {delay:.1f} s"
+                    self._clean(
+                        f"{job.where}: {exc.message}; retry {attempt} of {self.max_retries} in {delay:.1f} s"
+                    )
                 )
                 await asyncio.sleep(delay)
 
@@ -348,17 +369,19 @@ class Engine:
         with self._lock:
             first, self._unavailable_announced = not self._unavailable_announced, True
         if self.on_error == "fail":
-            return Outcome(job.spec.key, "failed", error=f"{job.where}: {reason}")
+            self._halted = True
+            return Outcome(job.spec.key, "failed", error=f"{job.where}: {reason}" if first else None)
         if first:
             self.log.warning(f"{reason}. Images that are not cached get placeholders in this build")
-        return await self._fallback(job, "no API key")
+        return await self._fallback(job, "the provider cannot generate (see the message above)")
 
     async def _failed(self, job: _Job, message: str) -> Outcome:
-        text = f"{job.where}: {message}"
+        text = self._clean(f"{job.where}: {message}")
         if self.on_error == "fail":
+            self._halted = True
             return Outcome(job.spec.key, "failed", error=text)
         self.log.warning(f"{text}; a placeholder is shown instead")
-        return await self._fallback(job, message)
+        return await self._fallback(job, self._clean(message))
 
     async def _fallback(self, job: _Job, reason: str) -> Outcome:
         """A placeholder for a key that has no real image; kept apart from real images."""

@@ -2,8 +2,10 @@
 
 Build order matters: every directive of the site is found and submitted in `on_files` (before
 any page is rendered), so images are made concurrently while MkDocs reads pages. Directives are
-swapped for tokens in `on_page_markdown` (safe inside lists, admonitions and tabs) and the tokens
-for HTML in `on_page_content`; `on_env` waits for the rest, before MkDocs copies static files.
+swapped for token images `![](imagegen-token:N)` in `on_page_markdown` (safe inside lists,
+admonitions, tabs and headings: an image adds no text to a title or a table of contents), and
+those for the final HTML in `on_page_content`; `on_env` waits for the rest, before MkDocs copies
+static files.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import secrets
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -28,6 +29,10 @@ from .site import PageSource, documentation_files, page_from_markdown, page_occu
 from .spec import Occurrence, Settings
 
 log = get_plugin_logger("mkdocs_imagegen")
+
+# A URL scheme, so MkDocs's link validation leaves the token images alone.
+TOKEN_SCHEME = "imagegen-token:"
+TOKEN_RE = re.compile(rf'(?P<open><p>\s*)?<img [^>]*?src="{TOKEN_SCHEME}(?P<n>\d+)"[^>]*>(?P<close>\s*</p>)?')
 
 
 def frozen_from_env(configured: bool) -> bool:
@@ -48,14 +53,12 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     def __init__(self) -> None:
         self._serving = False
         self._engine: Engine | None = None
-        self._token = f"IMAGEGEN{secrets.token_hex(4).upper()}X"
-        self._token_re = re.compile(rf"<p>\s*({self._token}\d+X)\s*</p>|({self._token}\d+X)")
         self._reset()
 
     def _reset(self) -> None:
         self._pages: dict[str, tuple[PageSource, list[Occurrence]]] = {}
         self._files: dict[str, File] = {}
-        self._tokens: dict[str, dict[str, Occurrence]] = {}
+        self._tokens: dict[str, list[Occurrence]] = {}
         self._warned: set[tuple[str, int, str]] = set()
         self._errors = 0
 
@@ -106,17 +109,15 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
                 self._submit(occurrence, files, config)
         if not occurrences:
             return None
-        tokens: dict[str, Occurrence] = {}
         pieces, last = [], 0
         for n, occurrence in enumerate(occurrences):
             raw = occurrence.raw
-            token = f"{self._token}{n}X"
-            tokens[token] = occurrence
+            token = f"![]({TOKEN_SCHEME}{n})"
             pieces.append(markdown[last : raw.start])
             pieces.append(token if raw.kind == "inline" else f"\n{raw.indent}{token}\n")
             last = raw.end
         pieces.append(markdown[last:])
-        self._tokens[page.file.src_uri] = tokens
+        self._tokens[page.file.src_uri] = occurrences
         return "".join(pieces)
 
     def on_page_content(self, html: str, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
@@ -125,10 +126,13 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             return None
 
         def swap(match: re.Match[str]) -> str:
-            occurrence = tokens[match[1] or match[2]]
-            return self._html(occurrence, page)
+            occurrence = tokens[int(match["n"])]
+            image = self._html(occurrence, page)
+            if occurrence.raw.kind == "block":
+                return image  # a figure stands alone, never inside a paragraph
+            return (match["open"] or "") + image + (match["close"] or "")
 
-        return self._token_re.sub(swap, html)
+        return TOKEN_RE.sub(swap, html)
 
     def on_env(self, env: Any, *, config: MkDocsConfig, files: Files) -> Any:
         if self._engine is None:
@@ -174,15 +178,14 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             self._warn_once(occurrence)
             return
         assert self._engine is not None
-        future = self._engine.submit(occurrence)
+        self._engine.submit(occurrence)
         key = occurrence.spec.key
         if key in self._files:
             return
-        uri = posixpath.join(self.config.output_dir.strip("/"), occurrence.spec.filename)
-        done = future.result() if future.done() else None
-        # Until on_env the file may not exist yet; MkDocs only reads it when copying static files.
-        path = done.entry.path if done and done.entry else os.path.join(self.cache_dir, "pending", uri)
-        file = File.generated(config, uri, abs_src_path=path, inclusion=InclusionLevel.INCLUDED)
+        uri = posixpath.join(self.config.output_dir, occurrence.spec.filename)
+        # The cached file's path is set in on_env, once the image exists; MkDocs reads it only later.
+        pending = os.path.join(self.cache_dir, "pending", uri)
+        file = File.generated(config, uri, abs_src_path=pending, inclusion=InclusionLevel.INCLUDED)
         existing = files.get_file_from_path(uri)
         if existing is not None:
             files.remove(existing)
@@ -222,7 +225,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             return
         assert self._engine is not None
         # Name every failure known by now, not only the one that stopped this page.
-        failures = [o for o in self._engine.done_outcomes() if fatal(o)]
+        failures = [o for o in self._engine.done_outcomes() if fatal(o) and o.error] or [
+            Outcome("", "failed", error="image generation stopped after an earlier failure")
+        ]
         for outcome in failures[1:]:
             log.error(outcome.error or "image generation failed")
         more = f" (and {len(failures) - 1} more, listed above)" if len(failures) > 1 else ""

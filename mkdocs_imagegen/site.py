@@ -76,14 +76,6 @@ def documentation_files(files: Files, *, serving: bool = False) -> Iterable[File
     return files.documentation_pages(inclusion=inclusion)
 
 
-def collect(files: Iterable[File], settings: Settings) -> list[tuple[PageSource, list[Occurrence]]]:
-    out = []
-    for file in files:
-        page = read_page(file)
-        out.append((page, page_occurrences(page, settings)))
-    return out
-
-
 def page_from_markdown(file: File, meta: dict[str, Any], markdown: str) -> PageSource:
     """A page that exists only in memory (made or rewritten by another plugin)."""
     return PageSource(_info(file, meta or {}, markdown), markdown, 0)

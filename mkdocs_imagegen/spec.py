@@ -8,8 +8,10 @@ text and captions are not in it), so the same directive on two pages is one imag
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -25,6 +27,8 @@ from .scanner import RawDirective
 # Bump when the canonical form or the meaning of a field changes: old entries then stop matching.
 SCHEMA_VERSION = 1
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
+_ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,8 @@ def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[st
     if raw.kind == "inline":
         values: dict[str, Any] = {"prompt": raw.body}
         if raw.alt:
-            values["alt"] = raw.alt
+            # The bracket text is Markdown: `Fish &amp; chips` and `\[1\]` mean what they show.
+            values["alt"] = html.unescape(_MD_ESCAPE.sub(r"\1", raw.alt))
         return options.check_mapping(values, options.DIRECTIVE_KEYS), parse_attrs(raw.attrs)
     try:
         data = load_yaml(raw.body) if raw.body.strip() else None
@@ -293,7 +298,10 @@ def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tu
 
 def parse_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
     """Parse an attribute list `{ #id .class key="value" }` the way attr_list reads it."""
-    if not text:
+    text = (text or "").strip()
+    if text.startswith(":"):  # `{: .center }`, attr_list's older spelling
+        text = text[1:]
+    if not text.strip():
         return ()
     import shlex
 
@@ -312,9 +320,9 @@ def parse_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
             name, _, value = part.partition("=")
             if name == "class":
                 classes.extend(value.split())
-            else:
+            elif _ATTR_NAME.match(name):
                 out.append((name, value))
-        elif part:
+        elif _ATTR_NAME.match(part):
             out.append((part, part))
     if classes:
         out.insert(0, ("class", " ".join(classes)))

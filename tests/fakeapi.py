@@ -82,12 +82,14 @@ BEHAVIOURS: frozenset[str] = frozenset(
         "500",
         "503",
         "hang",  # no answer; connection closed after `seconds` (or at stop())
+        "drip",  # 200 headers, then one body byte every 0.3 s for `seconds`: never a whole answer
         # broken 200 answers
         "invalid_json",
         "not_image",
         "invalid_base64",
         "truncated_png",
         "html_200",
+        "echo_auth",  # 200 text/html page that echoes the request's Authorization header back
         "bomb",  # PNG whose IHDR declares bomb_width x bomb_height
         # non-retryable errors
         "moderation",
@@ -613,6 +615,9 @@ class _Handler(BaseHTTPRequestHandler):
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if behaviour.name == "drip":
+                self._drip(behaviour.seconds)
+                return
             if api.latency > 0:
                 api._stopping.wait(api.latency)
             if behaviour.name in ("ok", "url") and (
@@ -621,6 +626,20 @@ class _Handler(BaseHTTPRequestHandler):
                 behaviour = Behaviour("401")
                 record.behaviour = "401"
             self._answer(record, endpoint, behaviour, parse_error)
+
+    def _drip(self, seconds: float) -> None:
+        """Keep a 200 answer alive with a byte now and then, so only a whole-request deadline ends it."""
+        api = self.server.api
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not api._stopping.wait(0.3):
+                self.wfile.write(b" ")
+                self.wfile.flush()
 
     def _answer(
         self,
@@ -659,6 +678,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if name == "html_200":
             self._send(200, HTML_ERROR_PAGE, "text/html; charset=utf-8", extra)
+            return
+        if name == "echo_auth":
+            echoed = f"<html>{record.headers.get('authorization', '')}</html>".encode()
+            self._send(200, echoed, "text/html; charset=utf-8", extra)
             return
 
         if parse_error is not None:

@@ -79,6 +79,34 @@ def test_both_syntaxes_and_attribute_list(tmp_path: Path) -> None:
     assert len(generated_images(build)) == 2
 
 
+def test_directive_in_a_heading_leaves_titles_toc_and_search_clean(tmp_path: Path) -> None:
+    write_site(
+        tmp_path,
+        {
+            "index.md": "# Home ![logo](imagegen:a tiny logo){: .logo }\n\n## Fish &amp; ![Fish &amp; chips \\[1\\]](imagegen:fish)\n"
+        },
+        markdown_extensions=["attr_list", "toc"],
+    )
+    first = run_mkdocs(tmp_path, "--strict")
+    assert first.returncode == 0, first.output
+    for path in first.site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".xml"):
+            assert "imagegen-token" not in path.read_text(encoding="utf-8"), path
+    html = first.page()
+    logo, fish = imgs(html)
+    assert logo["class"] == "imagegen logo" and ":" not in logo
+    assert fish["alt"] == "Fish &amp; chips [1]"  # the Markdown alt text, escaped once
+    assert '<h1 id="home">Home <img' in html
+    second = run_mkdocs(tmp_path, "--strict", "-d", "again")
+    assert _tree(second.site) == _tree(first.site)
+
+
+def test_output_dir_must_stay_inside_the_site(tmp_path: Path) -> None:
+    write_site(tmp_path, {"index.md": "# Home\n"}, plugin={"output_dir": "../escaped"})
+    result = run_mkdocs(tmp_path)
+    assert result.returncode == 1 and "must be a folder inside the site" in result.output
+
+
 def test_defaults_from_site_front_matter_and_directive(tmp_path: Path) -> None:
     write_site(
         tmp_path,

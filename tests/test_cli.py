@@ -476,6 +476,31 @@ def test_prune_removes_exactly_the_orphans(tmp_path: Path) -> None:
     assert "removed 0 unused image(s)" in run(tmp_path, "prune").output
 
 
+def test_prune_keeps_what_drafts_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mkdocs serve` builds draft pages: their images are in use, even though a build skips them."""
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.config import load_config
+
+    write_site(
+        tmp_path,
+        {
+            "index.md": "# Home\n\n![a](imagegen:published)\n",
+            "drafts/next.md": "# Next\n\n![b](imagegen:draft)\n",
+        },
+        draft_docs="drafts/\n",
+    )
+    assert [r["prompt"] for r in status(tmp_path)["directives"]] == ["published"]  # as a build sees it
+    monkeypatch.chdir(tmp_path)
+    config = load_config(str(tmp_path / "mkdocs.yml"))
+    config.plugins.on_startup(command="serve", dirty=False)
+    mkdocs_build(config, serve_url="http://127.0.0.1:8000/")  # what `mkdocs serve` does
+    keys = cache_keys(tmp_path)
+    assert len(keys) == 2
+    result = run(tmp_path, "prune")
+    assert result.exit_code == 0 and "removed 0 unused image(s)" in result.output
+    assert cache_keys(tmp_path) == keys
+
+
 def test_prune_refuses_while_a_directive_is_broken(tmp_path: Path) -> None:
     write_site(tmp_path, {"index.md": "# Home\n\n```imagegen\nprompt: precious\n```\n"})
     assert run(tmp_path, "generate").exit_code == 0

@@ -332,6 +332,29 @@ def test_invalid_json(api: FakeImageAPI, client: httpx.Client) -> None:
         response.json()
 
 
+def test_echo_auth(api: FakeImageAPI, client: httpx.Client) -> None:
+    api.enqueue("echo_auth")
+    response = client.post(
+        "/images/generations",
+        json={"model": "m", "prompt": "p", "n": 1},
+        headers={"Authorization": "Bearer k1"},
+    )
+    assert response.status_code == 200 and response.text == "<html>Bearer k1</html>"
+
+
+def test_drip_never_finishes_within_a_read_timeout(api: FakeImageAPI) -> None:
+    from fakeapi import Behaviour
+
+    api.enqueue(Behaviour("drip", seconds=1.5))
+    with (
+        httpx.Client(base_url=api.base_url, timeout=1) as client,
+        client.stream("POST", "/images/generations", json={"model": "m", "prompt": "p", "n": 1}) as response,
+    ):
+        assert response.status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            response.read()  # the 100000 announced bytes never come
+
+
 def test_html_200(api: FakeImageAPI, client: httpx.Client) -> None:
     api.enqueue("html_200")
     response = generate(client)
@@ -527,6 +550,6 @@ def test_every_behaviour_is_tested() -> None:
     covered = {
         "ok", "url", "429", "500", "503", "hang", "invalid_json", "not_image", "invalid_base64",
         "truncated_png", "html_200", "bomb", "moderation", "401", "404_model", "400", "error",
-        "url_file_scheme", "url_big", "url_redirect_loop",
+        "url_file_scheme", "url_big", "url_redirect_loop", "echo_auth", "drip",
     }  # fmt: skip
     assert covered == BEHAVIOURS

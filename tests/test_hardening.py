@@ -107,6 +107,21 @@ def test_two_builds_at_once_share_the_cache_and_generate_each_key_once(tmp_path:
     assert files_a == files_b and len(files_a) == 6
 
 
+def test_a_large_cold_build_stays_within_a_small_open_file_limit(tmp_path: Path) -> None:
+    """Claims (lock files) are held only by running jobs, not by every pending one."""
+    text = "# Home\n\n" + "".join(f"![{n}](imagegen:many {n})\n\n" for n in range(300))
+    write_site(tmp_path, {"index.md": text}, plugin={"size": "32x32"})
+    script = (
+        "import resource, sys, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)); "
+        "sys.argv = ['mkdocs', 'build', '--strict']; runpy.run_module('mkdocs', run_name='__main__')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "300 images in use: 0 from cache, 300 generated, 0 failed" in proc.stderr
+
+
 def test_unusable_cache_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where the cache folder should be")
     write_site(tmp_path, {"index.md": "# Home\n\n![a](imagegen:x)\n"}, plugin={"cache_dir": "blocker/cache"})
@@ -177,6 +192,7 @@ HOSTILE = {
     "url_big": (Behaviour("url_big", size=40 * 1024 * 1024), "larger than"),
     "url_redirect_loop": ("url_redirect_loop", "redirected too many times"),
     "hang": (Behaviour("hang", seconds=4), "did not answer within 1 s"),
+    "drip": (Behaviour("drip", seconds=4), "did not answer within 1 s"),
 }
 
 
@@ -283,12 +299,13 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     with FakeImageAPI() as api:
         # A hostile server that echoes the key back in its error message, then a 401, then success.
-        api.enqueue(Behaviour("error", status=400, message=f"bad request for key {KEY}"), "401")
+        api.enqueue(Behaviour("error", status=400, message=f"bad request for key {KEY}"), "echo_auth", "401")
         openai_site(
             tmp_path,
             api,
             {"index.md": "# Home\n\n![a](imagegen:one)\n\n![b](imagegen:two)\n\n![c](imagegen:three)\n"},
             max_retries=0,
+            concurrency=1,
         )
         outputs = [build(tmp_path, "-v").output]
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -303,6 +320,7 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             outputs.append(runner.invoke(main, [*args, "-f", cfg]).output)
         outputs.append(build(tmp_path, "-v").output)
     assert "bad request for key [redacted]" in outputs[0]
+    assert "Bearer [redacted]" in outputs[0]  # the echoed header, scrubbed before it was logged
     for text in outputs:
         assert KEY not in text
     for path in tmp_path.rglob("*"):

@@ -190,10 +190,32 @@ def test_failures_name_page_and_line_and_cache_nothing(
 
 
 def test_client_errors_are_not_retried(tmp_path: Path, fake_api: FakeImageAPI) -> None:
-    fake_api.enqueue("401")
+    fake_api.enqueue("400")
     openai_site(tmp_path, fake_api, {"index.md": "# Home\n\n![a](imagegen:x)\n"})
     build(tmp_path)
     assert len(fake_api.generation_requests()) == 1
+
+
+def test_a_rejected_key_stops_all_further_requests(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    fake_api.enqueue("401", "401", "401", "401")
+    text = "# Home\n\n" + "".join(f"![{n}](imagegen:refused key {n})\n\n" for n in range(4))
+    openai_site(tmp_path, fake_api, {"index.md": text}, concurrency=1)
+    result = build(tmp_path)
+    assert result.returncode == 0, result.output
+    assert len(fake_api.generation_requests()) == 1
+    assert len(imgs(result.page())) == 4
+
+
+def test_failed_requests_do_not_count_against_the_spending_cap(
+    tmp_path: Path, fake_api: FakeImageAPI
+) -> None:
+    fake_api.enqueue("400", "400")
+    text = "# Home\n\n" + "".join(f"![{n}](imagegen:refund {n})\n\n" for n in range(4))
+    openai_site(tmp_path, fake_api, {"index.md": text}, max_new_images=2, concurrency=1)
+    result = build(tmp_path)
+    assert len(fake_api.generation_requests()) == 4
+    assert "2 generated, 2 failed" in result.output
+    assert "max_new_images" not in result.output
 
 
 def test_on_error_fail_stops_the_build(tmp_path: Path, fake_api: FakeImageAPI) -> None:

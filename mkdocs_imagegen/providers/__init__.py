@@ -60,6 +60,10 @@ class Provider(abc.ABC):
     def estimate_cost(self, spec: ImageSpec) -> float | None:
         return None
 
+    def scrub(self, text: str) -> str:
+        """Remove secrets from text bound for a log, the cache or an image."""
+        return text
+
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
 

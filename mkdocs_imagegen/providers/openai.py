@@ -7,6 +7,7 @@ put in a message, the cache or the site.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import email.utils
@@ -118,6 +119,16 @@ class OpenAIProvider(Provider):
         return body
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        # httpx's timeout bounds each read; a server dripping bytes would never trip it. This is
+        # the deadline of the whole request, download included.
+        try:
+            return await asyncio.wait_for(self._generate(request), self.timeout)
+        except asyncio.TimeoutError:
+            raise ProviderError(
+                f"the API did not answer within {self.timeout:g} s (timeout)", code="timeout", retryable=True
+            ) from None
+
+    async def _generate(self, request: GenerationRequest) -> GeneratedImage:
         if not self.api_key:
             raise ProviderError(self.unavailable_reason() or "no API key", code="missing_api_key")
         headers = {"Authorization": f"Bearer {self.api_key}"}
@@ -163,7 +174,7 @@ class OpenAIProvider(Provider):
             payload = response.json()
             item = payload["data"][0]
         except (ValueError, KeyError, IndexError, TypeError):
-            snippet = response.text[:80].strip().replace("\n", " ")
+            snippet = self.scrub(response.text[:80].strip().replace("\n", " "))
             raise ProviderError(
                 f"the API answered {response.status_code} with something that is not an image answer "
                 f"(content-type {response.headers.get('content-type', 'unknown')}: {snippet!r})",
