@@ -34,6 +34,14 @@ CLAIM_TIMEOUT = 900.0  # another build holding a key this long is stuck, not slo
 MAX_RETRY_AFTER = 60.0
 
 
+class _Stopped(Exception):
+    """A job that will not ask the provider after all."""
+
+
+class _Capped(Exception):
+    """A job turned away by max_new_images."""
+
+
 @dataclass
 class Outcome:
     key: str
@@ -54,10 +62,12 @@ class Stats:
     cost: float = 0.0
     cost_known: bool = True
     started: float = field(default_factory=time.monotonic)
+    last_done: float | None = None
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        """From the engine's start to its last finished image: the build's generation time."""
+        return (self.last_done or self.started) - self.started
 
 
 @dataclass
@@ -107,7 +117,8 @@ class Engine:
         self._pause_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._requests: asyncio.Semaphore | None = None
 
     # -- the public side -----------------------------------------------------------------------
     def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
@@ -176,7 +187,7 @@ class Engine:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                self._semaphore = None
+                self._slots = self._requests = None
                 self._thread = threading.Thread(target=loop.run_forever, name="imagegen-engine", daemon=True)
                 self._thread.start()
                 self._loop = loop
@@ -200,6 +211,7 @@ class Engine:
     def _finish(self, job: _Job, outcome: Outcome) -> None:
         with self._lock:
             setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
+            self.stats.last_done = time.monotonic()
         if not job.future.done():
             job.future.set_result(outcome)
 
@@ -211,12 +223,14 @@ class Engine:
         return Outcome(job.spec.key, "failed", error=self._clean(f"{job.where}: {exc}"), fatal=True)
 
     async def _run(self, job: _Job) -> None:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max(4 * self.concurrency, 16))
+            self._requests = asyncio.Semaphore(self.concurrency)
         try:
-            # The whole job runs inside the concurrency bound, so at most `concurrency` claims
-            # (open lock files) and requests exist at once, however large the site.
-            async with self._semaphore:
+            # Jobs under way (each holding a claim: an open lock file) are bounded, however large
+            # the site; requests in flight are bounded tighter, by `concurrency`, so a slot is
+            # free again while the previous answer is verified, cropped and stored.
+            async with self._slots:
                 outcome = await self._produce(job)
         except CacheError as exc:
             outcome = self._fatal(job, exc)
@@ -249,11 +263,15 @@ class Engine:
             reason = self._disabled or self.provider.unavailable_reason()
             if reason:
                 return await self._unavailable(job, reason)
-            if self.provider.paid and not self._reserve():
-                return await self._fallback(job, "max_new_images reached")
             try:
                 image = await self._generate(job)
                 data, meta = await asyncio.to_thread(self._finalize, job.spec, image)
+            except _Capped:
+                return await self._fallback(job, "max_new_images reached")
+            except _Stopped:
+                if self._disabled:
+                    return await self._unavailable(job, self._disabled)
+                return Outcome(key, "failed")
             except ProviderError as exc:
                 if exc.status is not None and self.provider.paid:
                     self._refund()  # the API answered with an error: nothing was billed
@@ -309,12 +327,25 @@ class Engine:
         )
         loop = asyncio.get_running_loop()
         attempt = 0
+        reserved = False
         while True:
             pause = self._pause_until - loop.time()
             if pause > 0:  # the server asked everyone to wait (Retry-After), not just one job
                 await asyncio.sleep(pause)
             try:
-                return await self.provider.generate(request)
+                assert self._requests is not None
+                async with self._requests:
+                    # Re-checked here: while this job waited for a slot, another may have learnt
+                    # that the key is refused, or failed a build that must stop.
+                    if self._disabled or self._halted:
+                        raise _Stopped()
+                    # Counted when the request is about to leave, so refunds of failed ones
+                    # (below) come back before later jobs are turned away.
+                    if self.provider.paid and not reserved:
+                        if not self._reserve():
+                            raise _Capped()
+                        reserved = True
+                    return await self.provider.generate(request)
             except ProviderError as exc:
                 if not exc.retryable or attempt >= self.max_retries:
                     if exc.retryable:
