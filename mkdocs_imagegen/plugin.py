@@ -32,7 +32,8 @@ log = get_plugin_logger("mkdocs_imagegen")
 
 # A URL scheme, so MkDocs's link validation leaves the token images alone.
 TOKEN_SCHEME = "imagegen-token:"
-TOKEN_RE = re.compile(rf'(?P<open><p>\s*)?<img [^>]*?src="{TOKEN_SCHEME}(?P<n>\d+)"[^>]*>(?P<close>\s*</p>)?')
+# Starts with a literal '<' so the regex engine can skip ahead quickly on long pages.
+TOKEN_RE = re.compile(rf'<(?P<open>p>\s*<)?img [^>]*?src="{TOKEN_SCHEME}(?P<n>\d+)"[^>]*>(?P<close>\s*</p>)?')
 
 
 def frozen_from_env(configured: bool) -> bool:
@@ -130,7 +131,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             image = self._html(occurrence, page)
             if occurrence.raw.kind == "block":
                 return image  # a figure stands alone, never inside a paragraph
-            return (match["open"] or "") + image + (match["close"] or "")
+            return ("<p>" if match["open"] else "") + image + (match["close"] or "")
 
         return TOKEN_RE.sub(swap, html)
 

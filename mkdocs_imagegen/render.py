@@ -6,7 +6,7 @@ import base64
 import textwrap
 from functools import cache
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
 
 @cache
@@ -15,7 +15,13 @@ def environment() -> Environment:
         loader=PackageLoader("mkdocs_imagegen", "templates"),
         autoescape=select_autoescape(["html", "svg"]),
         keep_trailing_newline=False,
+        auto_reload=False,  # packaged templates never change under a running build
     )
+
+
+@cache
+def _image_template() -> Template:
+    return environment().get_template("image.html")
 
 
 def image_html(
@@ -42,11 +48,7 @@ def image_html(
     final["style"] = "; ".join(x for x in ("max-width: 100%; height: auto", user.get("style", "")) if x)
     final.setdefault("loading", "lazy")
     final.setdefault("decoding", "async")
-    return (
-        environment()
-        .get_template("image.html")
-        .render(src=src, alt=alt, caption=caption, attrs=list(final.items()))
-    )
+    return _image_template().render(src=src, alt=alt, caption=caption, attrs=list(final.items()))
 
 
 def error_html(message: str, where: str) -> str:

@@ -7,6 +7,7 @@ text and captions are not in it), so the same directive on two pages is one imag
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import json
@@ -144,8 +145,20 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=4096)
+def _load_yaml(text: str) -> Any:
+    # No '&' and no '*': no anchor or alias can be there, so libyaml's fast safe loader may read
+    # it; otherwise the pure-Python loader that refuses aliases does.
+    loader = _FastLoader if "&" not in text and "*" not in text else _NoAliasLoader
+    return yaml.load(text, Loader=loader)  # both are safe loaders
+
+
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_NoAliasLoader)
+    """Safe YAML without aliases; a fresh copy each call, since callers may change the result."""
+    return copy.deepcopy(_load_yaml(text))
 
 
 _jinja = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
