@@ -245,12 +245,10 @@ class Engine:
         key = job.spec.key
         if self._halted:  # on_error: fail, and an earlier image failed: spend nothing more
             return Outcome(key, "failed")
-        claim = await self._claim(job)
+        claim, entry = await self._claim(job)
         try:
-            if not job.force:
-                entry = await asyncio.to_thread(self.cache.get, key)
-                if entry is not None:
-                    return Outcome(key, "cached", entry)
+            if entry is not None:
+                return Outcome(key, "cached", entry)
             if self.frozen:
                 return Outcome(
                     key,
@@ -265,7 +263,8 @@ class Engine:
                 return await self._unavailable(job, reason)
             try:
                 image = await self._generate(job)
-                data, meta = await asyncio.to_thread(self._finalize, job.spec, image)
+                cost = self.provider.estimate_cost(job.spec)
+                entry = await asyncio.to_thread(self._store, job.spec, image, cost)
             except _Capped:
                 return await self._fallback(job, "max_new_images reached")
             except _Stopped:
@@ -280,9 +279,6 @@ class Engine:
                 return await self._failed(job, exc.message)
             except imaging.ImageError as exc:
                 return await self._failed(job, f"the API's answer is not an acceptable image: {exc}")
-            cost = self.provider.estimate_cost(job.spec)
-            meta["cost"] = cost
-            entry = await asyncio.to_thread(self.cache.put, key, data, meta)
             with self._lock:
                 if cost is None:
                     self.stats.cost_known = False
@@ -305,12 +301,23 @@ class Engine:
         with self._lock:
             self._paid_started -= 1
 
-    async def _claim(self, job: _Job) -> Any:
+    def _try_claim(self, job: _Job) -> tuple[Any, Entry | None] | None:
+        """Claim the key and look again under the claim: another build may have just made it."""
+        claim = self.cache.try_claim(job.spec.key)
+        if claim is None:
+            return None
+        try:
+            return claim, None if job.force else self.cache.get(job.spec.key)
+        except BaseException:
+            claim.release()
+            raise
+
+    async def _claim(self, job: _Job) -> tuple[Any, Entry | None]:
         deadline = time.monotonic() + CLAIM_TIMEOUT
         while True:
-            claim = await asyncio.to_thread(self.cache.try_claim, job.spec.key)
-            if claim is not None:
-                return claim
+            claimed = await asyncio.to_thread(self._try_claim, job)
+            if claimed is not None:
+                return claimed
             if time.monotonic() > deadline:
                 raise CacheError(
                     f"another build has held the claim on image {job.spec.key} for {CLAIM_TIMEOUT:g} s"
@@ -367,6 +374,12 @@ class Engine:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
         return min(8.0, self.backoff * 2**attempt) * random.uniform(0.75, 1.0)
+
+    def _store(self, spec: ImageSpec, image: GeneratedImage, cost: float | None) -> Entry:
+        """Verify, crop and store an answer: one trip to a worker thread."""
+        data, meta = self._finalize(spec, image)
+        meta["cost"] = cost
+        return self.cache.put(spec.key, data, meta)
 
     @staticmethod
     def _finalize(spec: ImageSpec, image: GeneratedImage) -> tuple[bytes, dict[str, Any]]:
