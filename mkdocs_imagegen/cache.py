@@ -31,6 +31,11 @@ from typing import Any
 import diskcache
 import filelock
 
+try:
+    import fcntl
+except ImportError:  # Windows: filelock's msvcrt locks
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("mkdocs.plugins.mkdocs_imagegen.cache")
 
 REAL, FALLBACK = "img", "fb"
@@ -171,8 +176,25 @@ class ImageCache:
     def _lock_path(self, key: str) -> str:
         return os.path.join(self.directory, "locks", f"{key}.lock")
 
-    def try_claim(self, key: str) -> filelock.BaseFileLock | None:
+    def try_claim(self, key: str) -> filelock.BaseFileLock | _Claim | None:
         """Take the cross-process claim on `key` if it is free; the caller releases it."""
+        if fcntl is not None:
+            # The same flock() that filelock takes on POSIX (so the two exclude each other),
+            # without its per-call bookkeeping: about 1 ms with the GIL held, here about 30 us.
+            path = self._lock_path(key)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except OSError as exc:
+                os.close(fd)
+                raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
+            return _Claim(fd)
         lock = filelock.FileLock(self._lock_path(key), timeout=0, thread_local=False)
         try:
             lock.acquire(timeout=0)
@@ -190,6 +212,18 @@ class ImageCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Claim:
+    """A held flock(); closing the descriptor releases it (and the kernel does, if we die)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _sha256_file(path: str) -> str:

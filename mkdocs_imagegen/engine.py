@@ -9,6 +9,7 @@ sharing a cache generate it once in total. Finished images go to the cache (disk
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -117,8 +118,10 @@ class Engine:
         self._pause_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._requests: asyncio.Semaphore | None = None
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._active = 0
 
     # -- the public side -----------------------------------------------------------------------
     def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
@@ -137,8 +140,17 @@ class Engine:
         if entry is not None:
             self._finish(job, Outcome(spec.key, "cached", entry))
         elif not job.future.done():
-            asyncio.run_coroutine_threadsafe(self._run(job), self._ensure_loop())
+            self._schedule(job)
         return job.future
+
+    def _schedule(self, job: _Job) -> None:
+        """Queue a job; a burst of submissions wakes the loop once, not once per job."""
+        loop = self._ensure_loop()
+        with self._lock:
+            self._queue.append(job)
+            wake = len(self._queue) == 1
+        if wake:
+            loop.call_soon_threadsafe(self._start_workers)
 
     def outcome(self, key: str, timeout: float | None = None) -> Outcome:
         return self._jobs[key].future.result(timeout)
@@ -187,13 +199,17 @@ class Engine:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                self._slots = self._requests = None
+                self._requests = None
                 self._thread = threading.Thread(target=loop.run_forever, name="imagegen-engine", daemon=True)
                 self._thread.start()
                 self._loop = loop
             return self._loop
 
     async def _shutdown(self) -> None:
+        with self._lock:
+            queued, self._queue = list(self._queue), collections.deque()
+        for job in queued:  # never started: whoever waits for them must not wait forever
+            self._finish(job, Outcome(job.spec.key, "failed"))
         me = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not me]
         for task in tasks:
@@ -222,16 +238,36 @@ class Engine:
     def _fatal(self, job: _Job, exc: Exception) -> Outcome:
         return Outcome(job.spec.key, "failed", error=self._clean(f"{job.where}: {exc}"), fatal=True)
 
-    async def _run(self, job: _Job) -> None:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(max(4 * self.concurrency, 16))
+    def _start_workers(self) -> None:
+        """Run queued jobs on a bounded set of worker tasks.
+
+        Jobs under way (each holding a claim: an open lock file) are bounded by the number of
+        workers, however large the site, and so is the memory of waiting coroutines; requests in
+        flight are bounded tighter, by `concurrency`, so a request slot is free again while the
+        previous answer is verified, cropped and stored.
+        """
+        if self._requests is None:
             self._requests = asyncio.Semaphore(self.concurrency)
+        with self._lock:
+            wanted = min(max(4 * self.concurrency, 16), self._active + len(self._queue))
+            new, self._active = wanted - self._active, max(wanted, self._active)
+        for _ in range(new):
+            task = asyncio.get_running_loop().create_task(self._worker())
+            self._workers.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._workers.discard)
+
+    async def _worker(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._active -= 1  # counted here, not in a done-callback that runs later
+                    return
+                job = self._queue.popleft()
+            await self._run(job)
+
+    async def _run(self, job: _Job) -> None:
         try:
-            # Jobs under way (each holding a claim: an open lock file) are bounded, however large
-            # the site; requests in flight are bounded tighter, by `concurrency`, so a slot is
-            # free again while the previous answer is verified, cropped and stored.
-            async with self._slots:
-                outcome = await self._produce(job)
+            outcome = await self._produce(job)
         except CacheError as exc:
             outcome = self._fatal(job, exc)
         except asyncio.CancelledError:
