@@ -130,6 +130,8 @@ def test_defaults_from_site_front_matter_and_directive(tmp_path: Path) -> None:
     assert (directive_img["width"], directive_img["height"]) == ("100", "50")
 
 
+CONTAINERS = ["admonition", "pymdownx.superfences", {"pymdownx.tabbed": {"alternate_style": True}}]
+
 CODE_CONTEXTS = {
     "fenced": "```markdown\n![x](imagegen:in a fence)\n```\n",
     "long fence": "`````\n```imagegen\nprompt: in a long fence\n```\n`````\n",
@@ -150,11 +152,7 @@ def test_code_contexts_stay_byte_for_byte(tmp_path: Path) -> None:
     write_site(
         tmp_path,
         pages,
-        markdown_extensions=[
-            "admonition",
-            "pymdownx.superfences",
-            {"pymdownx.tabbed": {"alternate_style": True}},
-        ],
+        markdown_extensions=CONTAINERS,
     )
     build = run_mkdocs(tmp_path, "--strict")
     assert build.returncode == 0, build.output
@@ -178,11 +176,7 @@ def test_directives_nested_in_lists_admonitions_and_tabs(tmp_path: Path) -> None
     write_site(
         tmp_path,
         {"index.md": text},
-        markdown_extensions=[
-            "admonition",
-            "pymdownx.superfences",
-            {"pymdownx.tabbed": {"alternate_style": True}},
-        ],
+        markdown_extensions=CONTAINERS,
     )
     build = run_mkdocs(tmp_path, "--strict")
     assert build.returncode == 0, build.output

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -125,7 +127,9 @@ class OpenAIProvider(Provider):
             return await asyncio.wait_for(self._generate(request), self.timeout)
         except asyncio.TimeoutError:
             raise ProviderError(
-                f"the API did not answer within {self.timeout:g} s (timeout)", code="timeout", retryable=True
+                f"the API at {self.base_url} did not answer within {self.timeout:g} s (timeout)",
+                code="timeout",
+                retryable=True,
             ) from None
 
     async def _generate(self, request: GenerationRequest) -> GeneratedImage:
@@ -133,7 +137,7 @@ class OpenAIProvider(Provider):
             raise ProviderError(self.unavailable_reason() or "no API key", code="missing_api_key")
         headers = {"Authorization": f"Bearer {self.api_key}"}
         fields = self._fields(request)
-        try:
+        with self._transport_errors(f"the API at {self.base_url}"):
             if request.source_path:
                 response = await self._client.post(
                     f"{self.base_url}/images/edits",
@@ -145,16 +149,6 @@ class OpenAIProvider(Provider):
                 response = await self._client.post(
                     f"{self.base_url}/images/generations", json=fields, headers=headers
                 )
-        except httpx.TimeoutException:
-            raise ProviderError(
-                f"the API did not answer within {self.timeout:g} s (timeout)", code="timeout", retryable=True
-            ) from None
-        except httpx.TransportError as exc:
-            raise ProviderError(
-                f"cannot reach {self.base_url}: {self.scrub(str(exc)) or type(exc).__name__}",
-                code="connection_error",
-                retryable=True,
-            ) from None
         if response.status_code >= 400:
             raise self._error(response, request.spec)
         return await self._image(response)
@@ -206,12 +200,12 @@ class OpenAIProvider(Provider):
                 f"the API answered with an image URL of scheme '{scheme}:'; only http and https are fetched",
                 code="bad_url",
             )
-        try:
+        with self._transport_errors("the image URL"):
             async with self._client.stream("GET", url, follow_redirects=True) as response:
                 if response.status_code >= 400:
+                    # No `status`: the image was made (and billed) already, only fetching failed.
                     raise ProviderError(
                         f"downloading the image failed with HTTP {response.status_code}",
-                        status=response.status_code,
                         retryable=response.status_code >= 500 or response.status_code in RETRY_STATUSES,
                     )
                 declared = response.headers.get("content-length")
@@ -224,19 +218,23 @@ class OpenAIProvider(Provider):
                         raise _too_big()
                     chunks.append(chunk)
                 return b"".join(chunks)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, subject: str) -> Iterator[None]:
+        """httpx's failures as ProviderErrors that say what failed and whether a retry may help."""
+        try:
+            yield
         except httpx.TooManyRedirects:
-            raise ProviderError(
-                "downloading the image was redirected too many times", code="redirect_loop"
-            ) from None
+            raise ProviderError(f"{subject} redirected too many times", code="redirect_loop") from None
         except httpx.TimeoutException:
             raise ProviderError(
-                f"downloading the image did not finish within {self.timeout:g} s",
+                f"{subject} did not answer within {self.timeout:g} s (timeout)",
                 code="timeout",
                 retryable=True,
             ) from None
         except httpx.TransportError as exc:
             raise ProviderError(
-                f"downloading the image failed: {exc or type(exc).__name__}",
+                f"{subject} could not be reached: {self.scrub(str(exc)) or type(exc).__name__}",
                 code="connection_error",
                 retryable=True,
             ) from None
