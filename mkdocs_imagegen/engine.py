@@ -121,6 +121,7 @@ class Engine:
         self._requests: asyncio.Semaphore | None = None
         self._queue: collections.deque[_Job] = collections.deque()
         self._workers: set[asyncio.Task[None]] = set()
+        self._wake_pending = False  # a _start_workers call is scheduled on the loop
         self._active = 0
 
     # -- the public side -----------------------------------------------------------------------
@@ -148,7 +149,10 @@ class Engine:
         loop = self._ensure_loop()
         with self._lock:
             self._queue.append(job)
-            wake = len(self._queue) == 1
+            # Wake the loop again whenever more workers may start, not only when the queue was
+            # empty: a loop that woke for the first job of a burst started one worker only.
+            wake = not self._wake_pending and self._active < self._max_workers()
+            self._wake_pending = self._wake_pending or wake
         if wake:
             loop.call_soon_threadsafe(self._start_workers)
 
@@ -249,12 +253,16 @@ class Engine:
         if self._requests is None:
             self._requests = asyncio.Semaphore(self.concurrency)
         with self._lock:
-            wanted = min(max(4 * self.concurrency, 16), self._active + len(self._queue))
+            self._wake_pending = False
+            wanted = min(self._max_workers(), self._active + len(self._queue))
             new, self._active = wanted - self._active, max(wanted, self._active)
         for _ in range(new):
             task = asyncio.get_running_loop().create_task(self._worker())
             self._workers.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._workers.discard)
+
+    def _max_workers(self) -> int:
+        return max(4 * self.concurrency, 16)
 
     async def _worker(self) -> None:
         while True:
