@@ -221,9 +221,9 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.provider.aclose()
 
-    def _cache_get(self, job: _Job, *, fallback: bool = False) -> Entry | None:
+    def _cache_get(self, job: _Job) -> Entry | None:
         try:
-            return self.cache.get(job.spec.key, fallback=fallback)
+            return self.cache.get(job.spec.key)
         except Exception as exc:
             self._finish(job, self._fatal(job, CacheError(f"cannot read the image cache: {exc}")))
             return None
