@@ -587,43 +587,37 @@ def progress(message: str) -> None:
 def run_warm_cold(bench: Bench, repeat: int, only: set[str]) -> tuple[list[Figure], dict[str, Any]]:
     figures, details = [], {}
     bench.warmup()
-    if "warm" in only:
+    sides = {
+        "warm": (
+            "warm overhead",
+            bench.warm,
+            "warm_overhead",
+            "warm_overhead_cpu",
+            "warm plugin build / plain build",
+        ),
+        "cold": (
+            "cold build",
+            bench.cold,
+            "cold_placeholder_ratio",
+            "cold_placeholder_cpu_ratio",
+            "first build, empty cache, placeholder provider / plain build",
+        ),
+    }
+    for side, (label, build, figure, cpu_figure, note) in sides.items():
+        if side not in only:
+            continue
         pair = Pair()
-        pair.run("warm overhead", repeat, {"warm": bench.warm, "plain": bench.plain_build})
-        value = pair.ratio("warm", "plain")
-        figures.append(
-            Figure("warm_overhead", value, TARGETS["warm_overhead"], note="warm plugin build / plain build")
-        )
+        pair.run(label, repeat, {side: build, "plain": bench.plain_build})
+        figures.append(Figure(figure, pair.ratio(side, "plain"), TARGETS[figure], note=note))
         figures.append(
             Figure(
-                "warm_overhead_cpu",
-                pair.ratio("warm", "plain", cpu=True),
+                cpu_figure,
+                pair.ratio(side, "plain", cpu=True),
                 None,
                 note="the same in CPU seconds (user + system) of the build processes",
             )
         )
-        details["warm"] = {"plugin_warm": pair.describe("warm"), "plain": pair.describe("plain")}
-    if "cold" in only:
-        pair = Pair()
-        pair.run("cold build", repeat, {"cold": bench.cold, "plain": bench.plain_build})
-        value = pair.ratio("cold", "plain")
-        figures.append(
-            Figure(
-                "cold_placeholder_ratio",
-                value,
-                TARGETS["cold_placeholder_ratio"],
-                note="first build, empty cache, placeholder provider / plain build",
-            )
-        )
-        figures.append(
-            Figure(
-                "cold_placeholder_cpu_ratio",
-                pair.ratio("cold", "plain", cpu=True),
-                None,
-                note="the same in CPU seconds (user + system) of the build processes",
-            )
-        )
-        details["cold"] = {"plugin_cold": pair.describe("cold"), "plain": pair.describe("plain")}
+        details[side] = {f"plugin_{side}": pair.describe(side), "plain": pair.describe("plain")}
     return figures, details
 
 
