@@ -7,8 +7,8 @@ the fast checks of the metadata those artifacts are made from.
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 from conftest import ROOT
 from trove_classifiers import classifiers as KNOWN
 
