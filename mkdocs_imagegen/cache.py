@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import os
 import sqlite3
 import time
@@ -31,12 +30,13 @@ from typing import Any
 import diskcache
 import filelock
 
+from .logs import log
+
 try:
     import fcntl
 except ImportError:  # Windows: filelock's msvcrt locks
     fcntl = None  # type: ignore[assignment]
 
-log = logging.getLogger("mkdocs.plugins.mkdocs_imagegen.cache")
 
 REAL, FALLBACK = "img", "fb"
 
@@ -120,7 +120,7 @@ class ImageCache:
                 return None
             self._store.delete(f"{ns}:{key}")
             self._store.delete(f"{ns}-meta:{key}")
-        log.info(f"imagegen: cache entry {key} is damaged ({why}); it is dropped and will be regenerated")
+        log.info(f"cache entry {key} is damaged ({why}); it is dropped and will be regenerated")
         return None
 
     def read_bytes(self, entry: Entry) -> bytes:

@@ -1,7 +1,8 @@
 """The `mkdocs-imagegen` command: see, generate, check, prune and report a site's images without building it.
 
 It loads the same mkdocs.yml, walks the same pages and resolves keys through the same code as the
-plugin (`site.collect` and `spec.resolve`), so the command and a build always agree on a key.
+plugin (`site.page_occurrences`, `runtime.settings_for` and `spec.resolve`), so the command and a
+build always agree on a key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import click
 
 from . import __version__, pricing
 from .cache import CacheError, ImageCache
-from .spec import ImageSpec, Occurrence
+from .config import ImagegenConfig
+from .runtime import cache_dir_for, frozen_from_env, is_paid, settings_for
+from .spec import ImageSpec, Occurrence, where
 
 STATES = ("cached", "stale", "missing")
 
@@ -40,14 +43,22 @@ class Image:
     def key(self) -> str:
         return self.spec.key
 
+    @property
+    def where(self) -> str:
+        return where(self.occurrences)
+
 
 @dataclass
 class Site:
     config: Any
-    plugin_config: Any
+    plugin_config: ImagegenConfig
     cache_dir: str
     frozen: bool
     occurrences: list[Occurrence]
+
+    @property
+    def paid(self) -> bool:
+        return is_paid(self.plugin_config)
 
     @property
     def errors(self) -> list[Occurrence]:
@@ -65,7 +76,7 @@ class Site:
                 continue
             image = by_key.setdefault(occurrence.spec.key, Image(occurrence.spec))
             image.occurrences.append(occurrence)
-        real_provider = self.plugin_config["provider"] != "placeholder"
+        real_provider = self.paid
         for image in by_key.values():
             entry = cache.get(image.key)
             fallback = cache.get(image.key, fallback=True) if entry is None and real_provider else None
@@ -82,9 +93,7 @@ def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
     from mkdocs.exceptions import Abort, ConfigurationError
     from mkdocs.structure.files import get_files
 
-    from .plugin import cache_dir_for, frozen_from_env
     from .site import documentation_files, page_occurrences, read_page
-    from .spec import Settings
 
     try:
         config = load_config(config_file)
@@ -98,7 +107,7 @@ def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
         raise click.ClickException(
             f"the imagegen plugin is not enabled in {config.config_file_path}: add '- imagegen' under plugins"
         )
-    settings = Settings.from_config(plugin.config, config.docs_dir)
+    settings = settings_for(plugin.config, config.docs_dir)
     try:
         files = get_files(config)
     except OSError as exc:
@@ -126,12 +135,12 @@ def open_cache(site: Site) -> ImageCache:
         raise click.ClickException(str(exc)) from None
 
 
-def estimate(images: Iterable[Image]) -> float | None:
+def estimate(images: Iterable[Image], paid: bool) -> float | None:
     """What generating `images` would cost, or None when a model's price is unknown."""
+    if not paid:
+        return 0.0
     total = 0.0
     for image in images:
-        if image.spec.provider == "placeholder":
-            continue
         cost = pricing.estimate(image.spec)
         if cost is None:
             return None
@@ -167,12 +176,6 @@ def main() -> None:
     logging.getLogger("mkdocs").setLevel(logging.WARNING)
 
 
-def _where(image: Image) -> str:
-    first = image.occurrences[0].where
-    more = len(image.occurrences) - 1
-    return first + (f" (+{more})" if more else "")
-
-
 def _row(occurrence: Occurrence, by_key: dict[str, Image]) -> dict[str, Any]:
     """One directive for `status`: the same keys for every row, broken or not."""
     spec = occurrence.spec
@@ -204,7 +207,7 @@ def status(config_file: str | None, as_json: bool) -> None:
     with open_cache(site) as cache:
         images = site.images(cache)
     by_key = {image.key: image for image in images}
-    cost = estimate(i for i in images if i.state != "cached")
+    cost = estimate((i for i in images if i.state != "cached"), site.paid)
     rows = [_row(occurrence, by_key) for occurrence in site.occurrences]
     totals = {state: sum(1 for i in images if i.state == state) for state in STATES}
     totals.update(directives=len(site.occurrences), images=len(images), errors=len(site.errors))
@@ -251,7 +254,7 @@ def generate(
     when any image failed or any directive is broken. Frozen mode does not apply: this command is
     how a frozen site's cache gets filled.
     """
-    from .engine import open_engine
+    from .runtime import open_engine
 
     site = load_site(config_file)
     for occurrence in site.errors:
@@ -264,29 +267,27 @@ def generate(
     todo = [i for i in selected if force or i.state != "cached"]
     broken = f", {len(site.errors)} broken directive(s)" if site.errors else ""
     skipped: list[Image] = []
-    if max_new_images is None and site.plugin_config["provider"] != "placeholder":
-        max_new_images = site.plugin_config["max_new_images"]
+    if max_new_images is None and site.paid:
+        max_new_images = site.plugin_config.max_new_images
     if max_new_images is not None and len(todo) > max_new_images:
         todo, skipped = todo[:max_new_images], todo[max_new_images:]
     left = f", {len(skipped)} left for later (--max-new-images {max_new_images})" if skipped else ""
     if dry_run or not todo:
         for image in todo:
-            click.echo(f"would generate {image.key[:12]}  {_where(image)}  {_clip(image.spec.prompt)}")
+            click.echo(f"would generate {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
         _echo_skipped(skipped)
         if dry_run:
-            cost = _estimated(estimate(todo))
+            cost = _estimated(estimate(todo, site.paid))
             click.echo(f"would generate {len(todo)} image(s), {cost}{left}{broken}")
             return
         cached = sum(1 for i in selected if i.state == "cached")
         click.echo(f"nothing to generate: {cached} image(s) cached{left}{broken}")
         sys.exit(1 if site.errors else 0)
 
-    config = dict(site.plugin_config)
-    # The command reports failures itself: no placeholder is stored, and no cap but the one asked for.
-    config["on_error"] = "fail"
-    config["max_new_images"] = len(todo)
+    # The command reports failures itself (no placeholder is stored), and the cap was applied to
+    # the plan above: the engine is given only what the plan allows.
     try:
-        engine = open_engine(config, site.cache_dir, frozen=False)
+        engine = open_engine(site.plugin_config, site.cache_dir, frozen=False, on_error="fail", uncapped=True)
     except CacheError as exc:
         raise click.ClickException(str(exc)) from None
     with engine:
@@ -304,7 +305,7 @@ def generate(
             if outcome.status in counts:
                 counts[outcome.status] += 1
             else:
-                failed.append(outcome.error or f"{_where(image)}: failed")
+                failed.append(outcome.error or f"{image.where}: failed")
         spent = engine.stats.cost if engine.stats.cost_known else None
     for message in failed:
         click.echo(f"failed   {message}", err=True)
@@ -318,7 +319,7 @@ def generate(
 
 def _echo_skipped(skipped: list[Image]) -> None:
     for image in skipped:
-        click.echo(f"skipped  {image.key[:12]}  {_where(image)}  {_clip(image.spec.prompt)}")
+        click.echo(f"skipped  {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
 
 
 def _interactive() -> bool:
@@ -339,7 +340,7 @@ def _progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
         return
     for n, future in enumerate(pending, 1):
         outcome, image = future.result(), futures[future]
-        click.echo(f"[{n}/{total}] {outcome.status:9} {image.key[:12]}  {_where(image)}")
+        click.echo(f"[{n}/{total}] {outcome.status:9} {image.key[:12]}  {image.where}")
         yield outcome, image
 
 
@@ -455,7 +456,7 @@ def report(config_file: str | None, output: str) -> None:
             generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             totals={s: sum(1 for r in rows if r["state"] == s) for s in STATES},
             spent=pricing.format_cost(spent),
-            to_do=pricing.format_cost(estimate(i for i in images if i.state != "cached")),
+            to_do=pricing.format_cost(estimate((i for i in images if i.state != "cached"), site.paid)),
         )
     )
     try:

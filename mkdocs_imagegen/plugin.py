@@ -17,35 +17,23 @@ from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin, get_plugin_logger
+from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 
 from . import pricing, render
 from .cache import CacheError
 from .config import ImagegenConfig
-from .engine import Engine, Outcome, open_engine
+from .engine import Engine, Outcome
+from .logs import log
+from .runtime import cache_dir_for, frozen_from_env, open_engine, settings_for
 from .site import PageSource, documentation_files, page_from_markdown, page_occurrences, read_page
-from .spec import Occurrence, Settings
-
-log = get_plugin_logger("mkdocs_imagegen")
+from .spec import Occurrence
 
 # A URL scheme, so MkDocs's link validation leaves the token images alone.
 TOKEN_SCHEME = "imagegen-token:"
 # Starts with a literal '<' so the regex engine can skip ahead quickly on long pages.
 TOKEN_RE = re.compile(rf'<(?P<open>p>\s*<)?img [^>]*?src="{TOKEN_SCHEME}(?P<n>\d+)"[^>]*>(?P<close>\s*</p>)?')
-
-
-def frozen_from_env(configured: bool) -> bool:
-    return configured or os.environ.get("IMAGEGEN_FROZEN", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def cache_dir_for(config: MkDocsConfig, plugin_config: ImagegenConfig) -> str:
-    """`cache_dir` is relative to mkdocs.yml, like mkdocs-material's plugins."""
-    base = (
-        os.path.dirname(os.path.abspath(config.config_file_path)) if config.config_file_path else os.getcwd()
-    )
-    return os.path.normpath(os.path.join(base, plugin_config.cache_dir))
 
 
 class ImagegenPlugin(BasePlugin[ImagegenConfig]):
@@ -70,7 +58,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
             return None
-        self.settings = Settings.from_config(self.config, config.docs_dir)
+        self.settings = settings_for(self.config, config.docs_dir)
         self.cache_dir = cache_dir_for(config, self.config)
         self.frozen = frozen_from_env(self.config.frozen)
         return None
@@ -229,7 +217,6 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         failures = [o for o in self._engine.done_outcomes() if fatal(o) and o.error] or [
             Outcome("", "failed", error="image generation stopped after an earlier failure")
         ]
-        for outcome in failures[1:]:
+        for outcome in failures:  # through the plugin logger, like every other message
             log.error(outcome.error or "image generation failed")
-        more = f" (and {len(failures) - 1} more, listed above)" if len(failures) > 1 else ""
-        raise PluginError(f"imagegen: {failures[0].error}{more}")
+        raise PluginError("image generation failed; the errors are listed above")

@@ -13,6 +13,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -85,21 +86,9 @@ class Settings:
 
     docs_dir: str
     provider: str
-    defaults: dict[str, Any]  # DEFAULTABLE keys set in mkdocs.yml
+    defaults: dict[str, Any]  # DEFAULTABLE keys set in mkdocs.yml, the provider's default model too
     extra_body: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, plugin_config: Any, docs_dir: str) -> Settings:
-        from .providers import default_model
-
-        defaults = {k: plugin_config[k] for k in options.DEFAULTABLE if plugin_config.get(k) is not None}
-        defaults.setdefault("model", default_model(plugin_config["provider"]))
-        return cls(
-            docs_dir=os.path.abspath(docs_dir),
-            provider=plugin_config["provider"],
-            defaults=defaults,
-            extra_body=dict(plugin_config.get("extra_body") or {}),
-        )
+    takes_model: bool = True  # False: the provider reads no model and no body fields, so neither is keyed
 
 
 @dataclass(frozen=True)
@@ -133,6 +122,12 @@ class Occurrence:
     @property
     def where(self) -> str:
         return f"{self.page}:{self.line}"
+
+
+def where(occurrences: Sequence[Occurrence]) -> str:
+    """Where a key is used, for messages: its first directive, and how many more use it."""
+    more = len(occurrences) - 1
+    return occurrences[0].where + (f" (and {more} more)" if more else "")
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -239,10 +234,9 @@ def _build(
     if "mask" in paths and "source" not in paths:
         raise OptionError("'mask' needs a 'source' image to edit")
 
-    provider = settings.provider
     spec = ImageSpec(
-        provider=provider,
-        model=None if provider == "placeholder" else merged.get("model"),
+        provider=settings.provider,
+        model=merged.get("model") if settings.takes_model else None,
         prompt=prompt,
         size=merged.get("size", "1024x1024"),
         format=merged.get("format", "png"),
@@ -250,9 +244,9 @@ def _build(
         background=merged.get("background"),
         output_compression=merged.get("output_compression"),
         variant=merged.get("variant"),
-        extra=""
-        if provider == "placeholder" or not settings.extra_body
-        else json.dumps(settings.extra_body, sort_keys=True, separators=(",", ":")),
+        extra=json.dumps(settings.extra_body, sort_keys=True, separators=(",", ":"))
+        if settings.takes_model and settings.extra_body
+        else "",
         inputs=tuple(inputs),
     )
     return Occurrence(

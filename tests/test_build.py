@@ -266,12 +266,12 @@ def test_warm_build_does_no_image_work(tmp_path: Path, monkeypatch: pytest.Monke
     write_site(tmp_path, {"index.md": "# Home\n\n![a](imagegen:cached once)\n"})
     assert run_mkdocs(tmp_path).returncode == 0
 
-    from mkdocs_imagegen import imaging, placeholder
+    from mkdocs_imagegen import imaging, wireframe
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("image work in a warm build")
 
-    monkeypatch.setattr(placeholder, "render", forbidden)
+    monkeypatch.setattr(wireframe, "render", forbidden)
     monkeypatch.setattr(imaging, "finalize", forbidden)
     monkeypatch.setattr(imaging, "encode", forbidden)
     monkeypatch.chdir(tmp_path)

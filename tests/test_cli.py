@@ -337,7 +337,9 @@ def test_dry_run_calls_nothing_and_prints_the_cost(
     assert fake_api.requests == []
     # gpt-image-1-mini, no quality set: estimated at the dearest tier ("high").
     assert "would generate 2 image(s), estimated cost $0.088" in result.output
-    assert re.search(r"^would generate [0-9a-f]{12}  index.md:3 \(\+1\)  a red fox$", result.output, re.M)
+    assert re.search(
+        r"^would generate [0-9a-f]{12}  index.md:3 \(and 1 more\)  a red fox$", result.output, re.M
+    )
     assert {s for *_, s in states(tmp_path)} == {"missing"}
     low = run(tmp_path, "generate", "--dry-run", "--only", "guide/*")
     assert "would generate 1 image(s), estimated cost $0.036" in low.output

@@ -2,16 +2,27 @@
 
 A provider turns a `GenerationRequest` into image bytes. It does not cache, retry, limit
 concurrency or spend-check: the engine does that once for every provider. A provider only says
-whether an error is worth retrying (`ProviderError.retryable`, `retry_after`).
+whether an error is worth retrying (`ProviderError.retryable`, `retry_after`), and what it is:
+whether it costs money (`paid`), which model it asks when none is set (`default_model`).
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..spec import ImageSpec
+
+if TYPE_CHECKING:
+    from ..config import ImagegenConfig
+
+# provider name in mkdocs.yml -> (module, class); imported only when used (httpx is not cheap).
+PROVIDERS = {
+    "placeholder": ("mkdocs_imagegen.providers.placeholder", "PlaceholderProvider"),
+    "openai": ("mkdocs_imagegen.providers.openai", "OpenAIProvider"),
+}
 
 
 class ProviderError(Exception):
@@ -51,7 +62,13 @@ class GeneratedImage:
 
 class Provider(abc.ABC):
     name: ClassVar[str]
-    paid: ClassVar[bool] = False
+    paid: ClassVar[bool] = False  # the one test of whether an image costs money
+    default_model: ClassVar[str | None] = None
+    takes_model: ClassVar[bool] = True  # False: model and extra_body change nothing, so are not keyed
+
+    @classmethod
+    def from_config(cls, config: ImagegenConfig) -> Provider:
+        return cls()
 
     def unavailable_reason(self) -> str | None:
         """Why this provider cannot generate at all (a missing key, say), or None."""
@@ -71,16 +88,11 @@ class Provider(abc.ABC):
         return None
 
 
-def default_model(provider: str) -> str | None:
-    return "gpt-image-1-mini" if provider == "openai" else None
+def provider_class(name: str) -> type[Provider]:
+    module, cls = PROVIDERS[name]
+    found: type[Provider] = getattr(importlib.import_module(module), cls)
+    return found
 
 
-def make_provider(plugin_config: Any) -> Provider:
-    name = plugin_config["provider"]
-    if name == "openai":
-        from .openai import OpenAIProvider
-
-        return OpenAIProvider.from_config(plugin_config)
-    from .placeholder import PlaceholderProvider
-
-    return PlaceholderProvider()
+def make_provider(plugin_config: ImagegenConfig) -> Provider:
+    return provider_class(plugin_config.provider).from_config(plugin_config)

@@ -16,13 +16,16 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .. import __version__, imaging, pricing
 from ..spec import ImageSpec
 from . import GeneratedImage, GenerationRequest, Provider, ProviderError
+
+if TYPE_CHECKING:
+    from ..config import ImagegenConfig
 
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -58,6 +61,7 @@ def api_size(spec: ImageSpec) -> str:
 class OpenAIProvider(Provider):
     name = "openai"
     paid = True
+    default_model = "gpt-image-1-mini"
 
     def __init__(
         self,
@@ -81,13 +85,13 @@ class OpenAIProvider(Provider):
         )
 
     @classmethod
-    def from_config(cls, config: Any) -> OpenAIProvider:
+    def from_config(cls, config: ImagegenConfig) -> OpenAIProvider:
         return cls(
-            base_url=config["base_url"],
-            api_key_env=config["api_key_env"],
-            timeout=config["timeout"],
-            concurrency=config["concurrency"],
-            extra_body=config.get("extra_body"),
+            base_url=config.base_url,
+            api_key_env=config.api_key_env,
+            timeout=config.timeout,
+            concurrency=config.concurrency,
+            extra_body=config.extra_body,
         )
 
     def unavailable_reason(self) -> str | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from .. import placeholder
+from .. import wireframe
 from ..spec import ImageSpec
 from . import GeneratedImage, GenerationRequest, Provider
 
 
 def render_spec(spec: ImageSpec, *, label: str = "placeholder", tone: str = "neutral") -> bytes:
     width, height = spec.dimensions or (1024, 1024)
-    return placeholder.render(
+    return wireframe.render(
         spec.prompt,
         width,
         height,
@@ -24,9 +24,15 @@ def render_spec(spec: ImageSpec, *, label: str = "placeholder", tone: str = "neu
     )
 
 
+def render_fallback(spec: ImageSpec, label: str) -> bytes:
+    """The stand-in the engine stores when a real image cannot be had: same drawing, error tone."""
+    return render_spec(spec, label=label, tone="error")
+
+
 class PlaceholderProvider(Provider):
     name = "placeholder"
     paid = False
+    takes_model = False
 
     def estimate_cost(self, spec: ImageSpec) -> float | None:
         return 0.0

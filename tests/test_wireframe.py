@@ -1,4 +1,4 @@
-"""Tests for mkdocs_imagegen.placeholder: deterministic, exact-size, offline placeholder images."""
+"""Tests for mkdocs_imagegen.wireframe: deterministic, exact-size, offline placeholder images."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageFont
 
-from mkdocs_imagegen import imaging, placeholder
+from mkdocs_imagegen import imaging, wireframe
 from mkdocs_imagegen.imaging import ImageInfo
 
 PROMPT = "A watercolor illustration of a lighthouse on a rocky cliff at sunset, seagulls circling"
@@ -26,25 +26,25 @@ def _open(data: bytes) -> Image.Image:
     "size", [(16, 16), (64, 48), (300, 120), (1024, 1024), (1536, 1024), (1024, 1536), (17, 333)]
 )
 def test_exact_size_and_format(fmt: str, size: tuple[int, int]) -> None:
-    data = placeholder.render(PROMPT, *size, fmt, seed=SEED)
+    data = wireframe.render(PROMPT, *size, fmt, seed=SEED)
     assert imaging.inspect(data) == ImageInfo(fmt, *size)
 
 
 @pytest.mark.parametrize("fmt", imaging.FORMATS)
 def test_deterministic(fmt: str) -> None:
     kwargs = {"seed": SEED, "label": "placeholder — generation failed: timeout", "tone": "error"}
-    first = placeholder.render(PROMPT, 640, 480, fmt, **kwargs)
-    second = placeholder.render(PROMPT, 640, 480, fmt, **kwargs)
+    first = wireframe.render(PROMPT, 640, 480, fmt, **kwargs)
+    second = wireframe.render(PROMPT, 640, 480, fmt, **kwargs)
     assert first == second
 
 
 def test_inputs_change_the_image() -> None:
-    base = placeholder.render(PROMPT, 320, 240, seed=SEED)
+    base = wireframe.render(PROMPT, 320, 240, seed=SEED)
     variants = [
-        placeholder.render(PROMPT, 320, 240, seed="0123abcd"),
-        placeholder.render(PROMPT + " at night", 320, 240, seed=SEED),
-        placeholder.render(PROMPT, 320, 240, seed=SEED, label="placeholder — generation failed"),
-        placeholder.render(PROMPT, 320, 240, seed=SEED, tone="error"),
+        wireframe.render(PROMPT, 320, 240, seed="0123abcd"),
+        wireframe.render(PROMPT + " at night", 320, 240, seed=SEED),
+        wireframe.render(PROMPT, 320, 240, seed=SEED, label="placeholder — generation failed"),
+        wireframe.render(PROMPT, 320, 240, seed=SEED, tone="error"),
     ]
     assert len({base, *variants}) == 5
 
@@ -55,33 +55,33 @@ def _background(img: Image.Image) -> tuple[int, ...]:
 
 
 def test_seed_picks_the_background_colour() -> None:
-    a = _background(_open(placeholder.render(PROMPT, 400, 400, seed="aaaa")))
-    b = _background(_open(placeholder.render(PROMPT, 400, 400, seed="bbbb")))
+    a = _background(_open(wireframe.render(PROMPT, 400, 400, seed="aaaa")))
+    b = _background(_open(wireframe.render(PROMPT, 400, 400, seed="bbbb")))
     assert a != b
     assert min(a[:3]) > 150  # a soft, light tint
 
 
 def test_error_tone_is_reddish() -> None:
-    r, g, b, _ = _background(_open(placeholder.render(PROMPT, 400, 400, seed=SEED, tone="error")))
+    r, g, b, _ = _background(_open(wireframe.render(PROMPT, 400, 400, seed=SEED, tone="error")))
     assert r > g + 15 and r > b + 15
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_transparent_background_has_alpha(fmt: str) -> None:
-    img = _open(placeholder.render(PROMPT, 400, 300, fmt, seed=SEED, background="transparent"))
+    img = _open(wireframe.render(PROMPT, 400, 300, fmt, seed=SEED, background="transparent"))
     rgba = img.convert("RGBA")
     assert _background(img)[3] == 0
     assert rgba.getchannel("A").getextrema() == (0, 255)  # the text itself is opaque
 
 
 def test_transparent_jpeg_falls_back_to_opaque() -> None:
-    data = placeholder.render(PROMPT, 200, 200, "jpeg", seed=SEED, background="transparent")
+    data = wireframe.render(PROMPT, 200, 200, "jpeg", seed=SEED, background="transparent")
     assert imaging.inspect(data) == ImageInfo("jpeg", 200, 200)
     assert min(_background(_open(data))[:3]) > 150  # the soft tint, not black
 
 
 def test_opaque_png_has_no_alpha() -> None:
-    img = _open(placeholder.render(PROMPT, 200, 200, seed=SEED, background="opaque"))
+    img = _open(wireframe.render(PROMPT, 200, 200, seed=SEED, background="opaque"))
     assert "transparency" not in img.info
 
 
@@ -103,7 +103,7 @@ def _ink_columns(img: Image.Image, threshold: int = 200) -> tuple[int, int]:
 def test_very_long_prompt_stays_inside_the_image(size: tuple[int, int]) -> None:
     prompt = ("an extraordinarily detailed and elaborate prompt " * 110)[:5000]
     width, height = size
-    data = placeholder.render(prompt, width, height, seed=SEED)
+    data = wireframe.render(prompt, width, height, seed=SEED)
     img = _open(data)
     assert img.size == size
     left, right = _ink_columns(img)
@@ -111,31 +111,31 @@ def test_very_long_prompt_stays_inside_the_image(size: tuple[int, int]) -> None:
 
 
 def test_unbreakable_word_is_broken_to_fit() -> None:
-    img = _open(placeholder.render("x" * 400 + " https://example.com/" + "a" * 300, 256, 256, seed=SEED))
+    img = _open(wireframe.render("x" * 400 + " https://example.com/" + "a" * 300, 256, 256, seed=SEED))
     left, right = _ink_columns(img)
     assert left >= 256 * 0.05 and right <= 256 * 0.95
 
 
 def test_tiny_sizes_have_no_text() -> None:
     for size in [(16, 16), (47, 47), (16, 200), (200, 16)]:
-        img = _open(placeholder.render(PROMPT, *size, seed=SEED))
+        img = _open(wireframe.render(PROMPT, *size, seed=SEED))
         assert img.size == size
         assert _indices(img).getextrema()[1] < 200  # only background and frame, no ink-coloured text
 
 
 def test_non_latin_and_typographic_text_renders() -> None:
-    data = placeholder.render("café “naïve” 東京 — 🚀", 300, 300, seed=SEED, label="placeholder — failed")
+    data = wireframe.render("café “naïve” 東京 — 🚀", 300, 300, seed=SEED, label="placeholder — failed")
     assert imaging.inspect(data) == ImageInfo("png", 300, 300)
 
 
 def test_empty_prompt_and_label() -> None:
-    data = placeholder.render("", 200, 100, seed=SEED, label="")
+    data = wireframe.render("", 200, 100, seed=SEED, label="")
     assert imaging.inspect(data) == ImageInfo("png", 200, 100)
 
 
 def test_quality_applies_to_jpeg() -> None:
-    low = placeholder.render(PROMPT, 300, 300, "jpeg", seed=SEED, quality=10)
-    high = placeholder.render(PROMPT, 300, 300, "jpeg", seed=SEED, quality=95)
+    low = wireframe.render(PROMPT, 300, 300, "jpeg", seed=SEED, quality=10)
+    high = wireframe.render(PROMPT, 300, 300, "jpeg", seed=SEED, quality=95)
     assert len(low) < len(high)
 
 
@@ -150,11 +150,11 @@ def test_quality_applies_to_jpeg() -> None:
 )
 def test_rejects_bad_arguments(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        placeholder.render(*args, seed=SEED, **kwargs)  # type: ignore[arg-type]
+        wireframe.render(*args, seed=SEED, **kwargs)  # type: ignore[arg-type]
 
 
 def test_large_size_works() -> None:
-    data = placeholder.render(PROMPT, 4096, 4096, seed=SEED)
+    data = wireframe.render(PROMPT, 4096, 4096, seed=SEED)
     assert imaging.inspect(data) == ImageInfo("png", 4096, 4096)
 
 
@@ -163,11 +163,11 @@ def bitmap_font_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Simulate a Pillow built without FreeType: only the fixed bitmap font exists."""
 
     def clear() -> None:
-        for cached in (placeholder._face, placeholder._has_glyph, placeholder._fold_char):
+        for cached in (wireframe._face, wireframe._has_glyph, wireframe._fold_char):
             cached.cache_clear()
-        placeholder._notdef_mask.cache_clear()
+        wireframe._notdef_mask.cache_clear()
 
-    monkeypatch.setattr(placeholder, "_load_font", lambda size: ImageFont.load_default_imagefont())
+    monkeypatch.setattr(wireframe, "_load_font", lambda size: ImageFont.load_default_imagefont())
     clear()
     yield
     monkeypatch.undo()
@@ -177,5 +177,5 @@ def bitmap_font_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.usefixtures("bitmap_font_only")
 def test_bitmap_font_fallback() -> None:
     for size in [(1024, 1024), (120, 80), (16, 16)]:
-        data = placeholder.render("café — " + PROMPT * 20, *size, seed=SEED, label="placeholder — x")
+        data = wireframe.render("café — " + PROMPT * 20, *size, seed=SEED, label="placeholder — x")
         assert imaging.inspect(data) == ImageInfo("png", *size)

@@ -1,0 +1,202 @@
+"""The engine: each key's way from the tiers, through the provider, to a finished image.
+
+submit ─▶ board (one job per key) ─▶ tiers.lookup ──hit──▶ cached
+                                         │ miss
+                                         ▼
+             pool (loop) ─▶ claim, look again ─▶ frozen? unavailable? ─▶ fallback
+                                         │
+                                         ▼
+       ask: shared pause ─▶ request slot ─▶ spending guard ─▶ provider ─▶ retry policy
+                                         │
+                                         ▼
+                  finish (verify, crop, encode) ─▶ tiers.store ─▶ generated
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .. import imaging
+from ..cache import CacheError, Entry, ImageCache
+from ..logs import log
+from ..providers import GeneratedImage, Provider, ProviderError
+from ..spec import ImageSpec, Occurrence
+from .ask import Asker, Brake, Refused, Stopped
+from .fallback import Fallback, Renderer
+from .finish import finish
+from .jobs import Job, JobBoard, Outcome, Stats
+from .loop import WorkerPool
+from .retry import RetryPolicy
+from .spending import SpendingGuard
+from .tiers import Tier, Tiers
+
+FROZEN = (
+    "image not in the cache and frozen mode forbids generating it. Run `mkdocs-imagegen generate` "
+    "(with the API key) and keep the cache, or turn frozen off"
+)
+
+
+class Engine:
+    def __init__(
+        self,
+        cache: ImageCache,
+        provider: Provider,
+        *,
+        placeholder: Renderer,
+        concurrency: int = 4,
+        on_error: str = "placeholder",
+        max_new_images: int | None = 50,
+        max_retries: int = 3,
+        frozen: bool = False,
+        backoff: float = 0.5,
+        tiers: Sequence[Tier] = (),
+        logger: logging.LoggerAdapter[Any] | logging.Logger | None = None,
+    ) -> None:
+        self.provider = provider
+        self.frozen = frozen
+        self.log = logger or log
+        self.stats = Stats()
+        self.tiers = Tiers(cache, tiers)
+        self.guard = SpendingGuard(max_new_images)
+        self.brake = Brake()
+        self.asker = Asker(
+            provider,
+            concurrency=concurrency,
+            guard=self.guard,
+            retry=RetryPolicy(max_retries=max_retries, backoff=backoff),
+            brake=self.brake,
+            log=self.log,
+        )
+        self.fallback = Fallback(
+            on_error=on_error,
+            tiers=self.tiers,
+            renderer=placeholder,
+            provider=provider,
+            brake=self.brake,
+            log=self.log,
+        )
+        self._board = JobBoard()
+        self._pool = WorkerPool(self._run, self._abandon, concurrency=concurrency)
+        self._lock = threading.Lock()
+
+    # -- the public side -----------------------------------------------------------------------
+    def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
+        """Ask for the image of an occurrence; the same key is only ever one job."""
+        job, new = self._board.add(occurrence, force=force)
+        if not new:
+            return job.future
+        with self._lock:
+            self.stats.in_use += 1
+        try:
+            entry = None if force else self.tiers.lookup(job.key)
+        except Exception as exc:
+            entry = None
+            self._finish(job, self._fatal(job, CacheError(f"cannot read the image cache: {exc}")))
+        if entry is not None:
+            self._finish(job, Outcome(job.key, "cached", entry))
+        elif not job.future.done():
+            self._pool.schedule(job)
+        return job.future
+
+    def outcome(self, key: str, timeout: float | None = None) -> Outcome:
+        return self._board.get(key).future.result(timeout)
+
+    def wait(self) -> dict[str, Outcome]:
+        jobs = self._board.all()
+        concurrent.futures.wait([j.future for j in jobs])
+        return {j.key: j.future.result() for j in jobs}
+
+    def done_outcomes(self) -> list[Outcome]:
+        return [j.future.result() for j in self._board.all() if j.future.done()]
+
+    def finish_report(self) -> None:
+        """Say once what the spending guard held back, and how to lift it."""
+        message = self.guard.report()
+        if message:
+            self.log.warning(message)
+
+    def close(self) -> None:
+        self._pool.close(self.provider.aclose)
+        self.tiers.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one job, on the loop ------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        try:
+            outcome = await self._produce(job)
+        except CacheError as exc:
+            outcome = self._fatal(job, exc)
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+        except Exception as exc:
+            outcome = self._fatal(job, RuntimeError(f"internal error: {type(exc).__name__}: {exc}"))
+        self._finish(job, outcome)
+
+    async def _produce(self, job: Job) -> Outcome:
+        if self.brake.halted:
+            return Outcome(job.key, "failed")
+        claim, entry = await self.tiers.claim(job.key, force=job.force)
+        try:
+            if entry is not None:
+                return Outcome(job.key, "cached", entry)
+            if self.frozen:
+                return self._fatal(job, FROZEN)
+            reason = self.brake.disabled or self.provider.unavailable_reason()
+            if reason:
+                return await self.fallback.unavailable(job, reason)
+            return await self._make(job)
+        finally:
+            claim.release()
+
+    async def _make(self, job: Job) -> Outcome:
+        try:
+            image = await self.asker.ask(job)
+            cost = self.provider.estimate_cost(job.spec)
+            entry = await asyncio.to_thread(self._store, job.spec, image, cost)
+        except Refused as exc:
+            return await self.fallback.placeholder(job, f"{exc} reached")
+        except Stopped:
+            if self.brake.disabled:
+                return await self.fallback.unavailable(job, self.brake.disabled)
+            return Outcome(job.key, "failed")
+        except ProviderError as exc:
+            if exc.status is not None and self.provider.paid:
+                self.guard.refund()  # the API answered with an error: nothing was billed
+            if exc.status == 401 or exc.code in ("invalid_api_key", "insufficient_quota"):
+                self.brake.disabled = self.provider.scrub(exc.message)
+            return await self.fallback.failed(job, exc.message)
+        except imaging.ImageError as exc:
+            return await self.fallback.failed(job, f"the API's answer is not an acceptable image: {exc}")
+        with self._lock:
+            self.stats.spent(cost)
+        return Outcome(job.key, "generated", entry)
+
+    def _store(self, spec: ImageSpec, image: GeneratedImage, cost: float | None) -> Entry:
+        """Finish and store an answer: one trip to a worker thread."""
+        data, meta = finish(spec, image, cost=cost)
+        return self.tiers.store(spec.key, data, meta)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        with self._lock:
+            self.stats.count(outcome.status)
+        if not job.future.done():
+            job.future.set_result(outcome)
+
+    def _abandon(self, job: Job) -> None:
+        self._finish(job, Outcome(job.key, "failed"))
+
+    def _fatal(self, job: Job, problem: Exception | str) -> Outcome:
+        text = self.provider.scrub(f"{job.where}: {problem}")
+        return Outcome(job.key, "failed", error=text, fatal=True)

@@ -1,0 +1,117 @@
+"""Jobs and outcomes: one job per key, whatever the number of directives that use it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..cache import Entry
+from ..providers import GenerationRequest
+from ..spec import ImageSpec, Occurrence, where
+
+Status = Literal["cached", "generated", "fallback", "failed"]
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: Status
+    entry: Entry | None = None
+    error: str | None = None  # what went wrong, already naming page and line
+    fatal: bool = False  # the build must fail whatever on_error says (frozen mode, broken cache)
+
+
+@dataclass
+class Job:
+    spec: ImageSpec
+    occurrences: list[Occurrence]
+    future: concurrent.futures.Future[Outcome] = field(default_factory=concurrent.futures.Future)
+    force: bool = False  # regenerate even when a tier holds the image
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def where(self) -> str:
+        return where(self.occurrences)
+
+    def request(self) -> GenerationRequest:
+        """What the provider is asked: the spec, plus the first directive's non-key options."""
+        first = self.occurrences[0]
+        return GenerationRequest(
+            spec=self.spec,
+            moderation=first.moderation,
+            source_path=first.source_path,
+            mask_path=first.mask_path,
+        )
+
+
+class JobBoard:
+    """Every job of a build by key: de-duplication, and what waiting callers read."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def add(self, occurrence: Occurrence, *, force: bool = False) -> tuple[Job, bool]:
+        """The job for the occurrence's key, and whether it is new (else the occurrence joins it)."""
+        spec = occurrence.spec
+        assert spec is not None, "occurrences with errors are not submitted"
+        with self._lock:
+            job = self._jobs.get(spec.key)
+            if job is not None:
+                job.occurrences.append(occurrence)
+                return job, False
+            job = self._jobs[spec.key] = Job(spec, [occurrence], force=force)
+            return job, True
+
+    def get(self, key: str) -> Job:
+        return self._jobs[key]
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+
+@dataclass
+class Stats:
+    """What the build summary reports."""
+
+    in_use: int = 0
+    cached: int = 0
+    generated: int = 0
+    fallback: int = 0
+    failed: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+    started: float = field(default_factory=time.monotonic)
+    last_done: float | None = None
+
+    def count(self, status: Status) -> None:
+        if status == "cached":
+            self.cached += 1
+        elif status == "generated":
+            self.generated += 1
+        elif status == "fallback":
+            self.fallback += 1
+        else:
+            self.failed += 1
+        self.last_done = time.monotonic()
+
+    def spent(self, cost: float | None) -> None:
+        if cost is None:
+            self.cost_known = False
+        else:
+            self.cost += cost
+
+    @property
+    def seconds(self) -> float:
+        """From the engine's start to its last finished image: the build's generation time."""
+        return (self.last_done or self.started) - self.started

@@ -1,0 +1,83 @@
+"""Where finished images are kept, and the claim that makes concurrent builds generate a key once.
+
+Today there is one tier, the local cache. The lookup already walks a list, so that a lock folder
+(in front of the cache) and a remote store (behind it) can join without the engine changing:
+each tier only has to `get` and `put` plain entries by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..cache import CacheError, Entry, ImageCache
+
+CLAIM_POLL = 0.05
+CLAIM_TIMEOUT = 900.0  # another build holding a key this long is stuck, not slow
+
+
+class Tier(Protocol):
+    def get(self, key: str) -> Entry | None: ...
+
+    def put(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry: ...
+
+
+class Claim(Protocol):
+    def release(self) -> None: ...
+
+
+class Tiers:
+    """The tiers of one build, in lookup order; the local cache also holds claims and fallbacks."""
+
+    def __init__(self, local: ImageCache, others: Sequence[Tier] = ()) -> None:
+        self.local = local
+        self.order: list[Tier] = [local, *others]
+
+    def lookup(self, key: str) -> Entry | None:
+        """The first tier's valid entry for `key`; damaged entries are dropped by the tier itself."""
+        for tier in self.order:
+            entry = tier.get(key)
+            if entry is not None:
+                return entry
+        return None
+
+    def store(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry:
+        """A real image goes into every tier; the local entry is the one the site is built from."""
+        entry = self.local.put(key, data, meta)
+        for tier in self.order[1:]:
+            tier.put(key, data, meta)
+        return entry
+
+    def fallback(self, key: str) -> Entry | None:
+        return self.local.get(key, fallback=True)
+
+    def store_fallback(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry:
+        """Placeholders stay local: they are never shared as if they were the image."""
+        return self.local.put(key, data, meta, fallback=True)
+
+    def try_claim(self, key: str, *, force: bool) -> tuple[Claim, Entry | None] | None:
+        """Claim the key and look again under the claim: another build may have just made it."""
+        claim = self.local.try_claim(key)
+        if claim is None:
+            return None
+        try:
+            return claim, None if force else self.lookup(key)
+        except BaseException:
+            claim.release()
+            raise
+
+    async def claim(self, key: str, *, force: bool) -> tuple[Claim, Entry | None]:
+        """Wait for the claim on `key` (polling: the lock is another process's)."""
+        deadline = time.monotonic() + CLAIM_TIMEOUT
+        while True:
+            claimed = await asyncio.to_thread(self.try_claim, key, force=force)
+            if claimed is not None:
+                return claimed
+            if time.monotonic() > deadline:
+                raise CacheError(f"another build has held the claim on image {key} for {CLAIM_TIMEOUT:g} s")
+            await asyncio.sleep(CLAIM_POLL)
+
+    def close(self) -> None:
+        self.local.close()
