@@ -1,8 +1,7 @@
 """The `mkdocs-imagegen` command: see, generate, check, prune and report a site's images without building it.
 
-It loads the same mkdocs.yml, walks the same pages and resolves keys through the same code as the
-plugin (`site.page_occurrences`, `runtime.settings_for` and `spec.resolve`), so the command and a
-build always agree on a key.
+It learns the site's directives through MkDocs's own build, with every configured plugin and the
+imagegen plugin in plan mode (`plan.plan_site`), so the command and a build always agree on a key.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import click
 from . import __version__, pricing
 from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
-from .runtime import cache_dir_for, frozen_from_env, is_paid, settings_for
+from .runtime import is_paid
 from .spec import ImageSpec, Occurrence, where
 
 STATES = ("cached", "stale", "missing")
@@ -88,43 +87,19 @@ class Site:
 
 
 def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
-    """The site's directives, as a build sees them (`drafts`: as `mkdocs serve` does)."""
-    from mkdocs.config import load_config
-    from mkdocs.exceptions import Abort, ConfigurationError
-    from mkdocs.structure.files import get_files
-
-    from .site import documentation_files, page_occurrences, read_page
+    """The site's directives, found by MkDocs's own build (`drafts`: as `mkdocs serve` renders)."""
+    from .plan import PlanError, plan_site
 
     try:
-        config = load_config(config_file)
-    except ConfigurationError as exc:
-        raise click.ClickException(f"cannot load the MkDocs config: {exc.format_message()}") from None
-    except Abort as exc:  # validation errors, already logged one by one above
-        where = config_file or "mkdocs.yml"
-        raise click.ClickException(f"cannot load the MkDocs config {where}: {exc.format_message()}") from None
-    plugin = config.plugins.get("imagegen")
-    if plugin is None:
-        raise click.ClickException(
-            f"the imagegen plugin is not enabled in {config.config_file_path}: add '- imagegen' under plugins"
-        )
-    settings = settings_for(plugin.config, config.docs_dir)
-    try:
-        files = get_files(config)
-    except OSError as exc:
-        raise click.ClickException(f"cannot list the pages in {config.docs_dir}: {exc}") from None
-    occurrences = []
-    for file in documentation_files(files, serving=drafts):
-        try:
-            page = read_page(file)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise click.ClickException(f"cannot read the page {file.src_uri}: {exc}") from None
-        occurrences.extend(page_occurrences(page, settings))
+        plan = plan_site(config_file, drafts=drafts)
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from None
     return Site(
-        config=config,
-        plugin_config=plugin.config,
-        cache_dir=cache_dir_for(config, plugin.config),
-        frozen=frozen_from_env(plugin.config.frozen),
-        occurrences=occurrences,
+        config=plan.config,
+        plugin_config=plan.plugin_config,
+        cache_dir=plan.cache_dir,
+        frozen=plan.frozen,
+        occurrences=plan.occurrences,
     )
 
 

@@ -1,152 +1,150 @@
-"""The MkDocs front end: a thin layer of hooks over the shared scanning, keys, cache and engine.
+"""The MkDocs front end: hooks a Markdown extension into the site's renderer and resolves its references.
 
-Build order matters: every directive of the site is found and submitted in `on_files` (before
-any page is rendered), so images are made concurrently while MkDocs reads pages. Directives are
-swapped for token images `![](imagegen-token:N)` in `on_page_markdown` (safe inside lists,
-admonitions, tabs and headings: an image adds no text to a title or a table of contents), and
-those for the final HTML in `on_page_content`; `on_env` waits for the rest, before MkDocs copies
-static files.
+The flow of one build:
+
+1. `on_config` adds `ImagegenExtension` to `markdown_extensions` (and the `imagegen` custom fence
+   to pymdownx.superfences), so the site's own renderer finds directives wherever it renders
+   content: pages, snippets, macros' output, blog excerpts, md_in_html blocks.
+2. When the renderer meets a directive, its image is looked up in the cache or submitted to the
+   engine at once (site-wide concurrency); the HTML gets a site-unique reference, not a URL.
+3. `on_env` (before any other plugin's, so material's optimize sees them) waits for the images
+   and adds each as a real `File.generated` to the site's files.
+4. `on_post_page` turns every reference in a written page (blog views too) into a URL relative
+   to that page.
+
+With `plan` set (the `mkdocs-imagegen` command), the same build generates nothing and only
+records the site's directives.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin
+from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 
 from . import pricing, render
-from .cache import CacheError
+from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
-from .engine import Engine, Outcome
+from .directives import REF_RE, Directives, Images
+from .extension import FENCE_NAME, Conversion, Found, ImagegenExtension, Rendered, superfences_format
 from .logs import log
-from .runtime import cache_dir_for, frozen_from_env, open_engine, settings_for
-from .site import PageSource, documentation_files, page_from_markdown, page_occurrences, read_page
+from .runtime import cache_dir_for, frozen_from_env, settings_for
 from .spec import Occurrence
 
-# A URL scheme, so MkDocs's link validation leaves the token images alone.
-TOKEN_SCHEME = "imagegen-token:"
-# Starts with a literal '<' so the regex engine can skip ahead quickly on long pages.
-TOKEN_RE = re.compile(rf'<(?P<open>p>\s*<)?img [^>]*?src="{TOKEN_SCHEME}(?P<n>\d+)"[^>]*>(?P<close>\s*</p>)?')
+if TYPE_CHECKING:
+    from .engine import Engine, Outcome
+
+
+def config_dir(config: MkDocsConfig) -> str:
+    path = config.config_file_path
+    return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
 
 
 class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     supports_multiple_instances = False
 
     def __init__(self) -> None:
-        self._serving = False
-        self._engine: Engine | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._pages: dict[str, tuple[PageSource, list[Occurrence]]] = {}
-        self._files: dict[str, File] = {}
-        self._tokens: dict[str, list[Occurrence]] = {}
-        self._warned: set[tuple[str, int, str]] = set()
-        self._errors = 0
+        # Set by the command before a build: record the site's directives, generate nothing.
+        self.plan: list[Occurrence] | None = None
+        self.directives: Directives | None = None
+        self.images: Images | None = None
+        self._files: dict[str, File] = {}  # key -> the image's file in the site
+        self._site_files: Files | None = None
+        self.page_in_progress: str | None = None  # names the page a read error is about
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def on_startup(self, *, command: str, dirty: bool) -> None:
-        self._serving = command == "serve"
-
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
             return None
         self.settings = settings_for(self.config, config.docs_dir)
         self.cache_dir = cache_dir_for(config, self.config)
         self.frozen = frozen_from_env(self.config.frozen)
-        return None
+        extensions = config.markdown_extensions
+        extensions[:] = [e for e in extensions if not isinstance(e, ImagegenExtension)]
+        extensions.append(ImagegenExtension(self))
+        if "pymdownx.superfences" in extensions:
+            mdx = config.mdx_configs.setdefault("pymdownx.superfences", {})
+            fences = [f for f in mdx.get("custom_fences") or [] if f.get("name") != FENCE_NAME]
+            fences.append({"name": FENCE_NAME, "class": FENCE_NAME, "format": superfences_format})
+            mdx["custom_fences"] = fences
+        return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
         if not self.config.enabled:
             return files
         self._close()
-        self._reset()
-        try:
-            self._engine = open_engine(self.config, self.cache_dir, frozen=self.frozen)
-        except CacheError as exc:
-            raise PluginError(str(exc)) from None
-        for file in documentation_files(files, serving=self._serving):
+        self._files = {}
+        self._site_files = files
+        if self.plan is None:
             try:
-                page = read_page(file)
-            except (OSError, UnicodeDecodeError):
-                continue  # MkDocs reports unreadable pages itself
-            occurrences = page_occurrences(page, self.settings)
-            self._pages[file.src_uri] = (page, occurrences)
-            for occurrence in occurrences:
-                self._submit(occurrence, files, config)
+                cache = ImageCache(self.cache_dir)
+            except CacheError as exc:
+                raise PluginError(str(exc)) from None
+            self.images = Images(cache, self._open_engine)
+        self.directives = Directives(self.settings, images=self.images, config_dir=config_dir(config))
         return files
 
+    def on_pre_page(self, page: Page, *, config: MkDocsConfig, files: Files) -> Page | None:
+        self.page_in_progress = page.file.src_uri
+        return None
+
+    @event_priority(-100)  # after every plugin that rewrites the Markdown (macros, blog)
     def on_page_markdown(
         self, markdown: str, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
-        if not self.config.enabled or self._engine is None:
-            return None
-        known = self._pages.get(page.file.src_uri)
-        if known is not None and known[0].body == markdown:
-            occurrences = known[1]
-        else:  # another plugin changed the text, or made the page: scan what MkDocs will render
-            source = known[0] if known else page_from_markdown(page.file, page.meta, markdown)
-            occurrences = page_occurrences(source, self.settings, text=markdown)
-            for occurrence in occurrences:
-                self._submit(occurrence, files, config)
-        if not occurrences:
-            return None
-        pieces, last = [], 0
-        for n, occurrence in enumerate(occurrences):
-            raw = occurrence.raw
-            token = f"![]({TOKEN_SCHEME}{n})"
-            pieces.append(markdown[last : raw.start])
-            pieces.append(token if raw.kind == "inline" else f"\n{raw.indent}{token}\n")
-            last = raw.end
-        pieces.append(markdown[last:])
-        self._tokens[page.file.src_uri] = occurrences
-        return "".join(pieces)
+        if self.directives is not None:
+            self.directives.add_page(page.file, page.meta, markdown)
+        return None
 
-    def on_page_content(self, html: str, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
-        tokens = self._tokens.pop(page.file.src_uri, None)
-        if not tokens:
-            return None
-
-        def swap(match: re.Match[str]) -> str:
-            occurrence = tokens[int(match["n"])]
-            image = self._html(occurrence, page)
-            if occurrence.raw.kind == "block":
-                return image  # a figure stands alone, never inside a paragraph
-            return ("<p>" if match["open"] else "") + image + (match["close"] or "")
-
-        return TOKEN_RE.sub(swap, html)
-
+    @event_priority(100)  # before material's optimize and others take the media files
     def on_env(self, env: Any, *, config: MkDocsConfig, files: Files) -> Any:
-        if self._engine is None:
+        if self.images is None:
             return env
-        outcomes = self._engine.wait()
+        outcomes = self.images.wait()
         self._raise_for(list(outcomes.values()))
-        for key, outcome in outcomes.items():
-            if outcome.entry is not None and key in self._files:
-                self._files[key].abs_src_path = outcome.entry.path
+        for key in self.images.used():
+            self._add_file(key, files, config)
         return env
 
+    @event_priority(-100)  # the final HTML, after minify and every other rewriter
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
+        if self.images is None or "imagegen-ref:" not in output:
+            return None
+
+        def url(match: Any) -> str:
+            key = match.group(1)
+            file = self._files.get(key) or self._late_file(key, config)
+            if file is None:
+                return self._error_src(key)
+            return file.url_relative_to(page.file)
+
+        return REF_RE.sub(url, output)
+
     def on_post_build(self, *, config: MkDocsConfig) -> None:
-        if self._engine is None:
+        images = self.images
+        if images is None:
             return
-        engine = self._engine
-        engine.finish_report()
-        s = engine.stats
-        failed = s.failed + s.fallback + self._errors
+        engine = images.engine
+        if engine is not None:
+            engine.finish_report()
+        s = engine.stats if engine is not None else None
+        cached = len(images.cached) + (s.cached if s else 0)
+        generated = s.generated if s else 0
+        failed = (s.failed + s.fallback if s else 0) + images.errors
         cost = ""
-        if engine.provider.paid:
+        if engine is not None and s is not None and engine.provider.paid:
             cost = f", estimated cost {pricing.format_cost(s.cost)}" if s.cost_known else ", cost unknown"
-        used = s.in_use + self._errors
+        used = len(images.used()) + images.errors
+        seconds = s.seconds if s else 0.0
         log.info(
-            f"{used} image{'' if used == 1 else 's'} in use: {s.cached} from cache, {s.generated} generated, "
-            f"{failed} failed, in {s.seconds:.1f} s{cost}"
+            f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache, {generated} generated, "
+            f"{failed} failed, in {seconds:.1f} s{cost}"
         )
         self._close()
 
@@ -157,54 +155,56 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self._close()
 
     def _close(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.close()
+        images, self.images = self.images, None
+        if images is not None:
+            images.close()
+
+    def render(self, md: Any, conversion: Conversion, found: list[Found]) -> list[Rendered]:
+        """The extension's handler: this build's directives (Markdown rendered outside a build has none)."""
+        if self.directives is None:
+            self.directives = Directives(self.settings, images=None, config_dir=os.getcwd())
+        return self.directives.render(md, conversion, found)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _submit(self, occurrence: Occurrence, files: Files, config: MkDocsConfig) -> None:
-        if occurrence.spec is None:
-            self._warn_once(occurrence)
-            return
-        assert self._engine is not None
-        self._engine.submit(occurrence)
-        key = occurrence.spec.key
-        if key in self._files:
-            return
-        uri = posixpath.join(self.config.output_dir, occurrence.spec.filename)
-        # The cached file's path is set in on_env, once the image exists; MkDocs reads it only later.
-        pending = os.path.join(self.cache_dir, "pending", uri)
-        file = File.generated(config, uri, abs_src_path=pending, inclusion=InclusionLevel.INCLUDED)
+    def _open_engine(self) -> Engine:
+        from .runtime import open_engine
+
+        try:
+            return open_engine(self.config, self.cache_dir, frozen=self.frozen)
+        except CacheError as exc:
+            raise PluginError(str(exc)) from None
+
+    def _add_file(self, key: str, files: Files, config: MkDocsConfig) -> File | None:
+        assert self.images is not None
+        entry = self.images.entry(key)
+        if entry is None:
+            return None
+        uri = posixpath.join(self.config.output_dir, self.images.filenames[key])
+        file = File.generated(config, uri, abs_src_path=entry.path, inclusion=InclusionLevel.INCLUDED)
         existing = files.get_file_from_path(uri)
         if existing is not None:
             files.remove(existing)
         files.append(file)
         self._files[key] = file
+        return file
 
-    def _warn_once(self, occurrence: Occurrence) -> None:
-        mark = (occurrence.page, occurrence.line, occurrence.error or "")
-        if mark not in self._warned:
-            self._warned.add(mark)
-            self._errors += 1
-            log.warning(f"{occurrence.where}: {occurrence.error}")
+    def _late_file(self, key: str, config: MkDocsConfig) -> File | None:
+        """An image first met after on_env (a view rendered late): copy it into the site now."""
+        if self.images is None or self._site_files is None:
+            return None
+        outcome = self.images.outcome(key)
+        if outcome is not None:
+            self._raise_for([outcome])
+        file = self._add_file(key, self._site_files, config)
+        if file is not None:
+            file.copy_file()
+        return file
 
-    def _html(self, occurrence: Occurrence, page: Page) -> str:
-        if occurrence.spec is None:
-            return render.error_html(occurrence.error or "invalid directive", occurrence.where)
-        assert self._engine is not None
-        outcome = self._engine.outcome(occurrence.spec.key)
-        self._raise_for([outcome])
-        if outcome.entry is None:
-            return render.error_html(outcome.error or "no image", occurrence.where)
-        file = self._files[occurrence.spec.key]
-        return render.image_html(
-            src=file.url_relative_to(page.file),
-            alt=occurrence.alt,
-            width=outcome.entry.width,
-            height=outcome.entry.height,
-            caption=occurrence.caption,
-            attrs=occurrence.attrs,
-        )
+    def _error_src(self, key: str) -> str:
+        assert self.images is not None
+        outcome = self.images.outcome(key)
+        message = (outcome.error if outcome else None) or "no image"
+        return render.error_attributes(message, key[:12])[0][1]
 
     def _raise_for(self, outcomes: list[Outcome]) -> None:
         def fatal(o: Outcome) -> bool:
@@ -212,11 +212,14 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
 
         if not any(fatal(o) for o in outcomes):
             return
-        assert self._engine is not None
+        engine = self.images.engine if self.images is not None else None
+        assert engine is not None
         # Name every failure known by now, not only the one that stopped this page.
-        failures = [o for o in self._engine.done_outcomes() if fatal(o) and o.error] or [
-            Outcome("", "failed", error="image generation stopped after an earlier failure")
-        ]
+        failures = [o for o in engine.done_outcomes() if fatal(o) and o.error]
+        if not failures:
+            failures = [o for o in outcomes if fatal(o) and o.error]
         for outcome in failures:  # through the plugin logger, like every other message
             log.error(outcome.error or "image generation failed")
+        if not failures:
+            raise PluginError("image generation stopped after an earlier failure")
         raise PluginError("image generation failed; the errors are listed above")

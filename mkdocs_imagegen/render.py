@@ -24,43 +24,64 @@ def _image_template() -> Template:
     return environment().get_template("image.html")
 
 
-def image_html(
+def image_attributes(
     *,
-    src: str,
-    alt: str,
-    width: int,
-    height: int,
-    caption: str | None = None,
+    width: int | None,
+    height: int | None,
     attrs: tuple[tuple[str, str], ...] = (),
     css_class: str = "imagegen",
-) -> str:
-    """An <img> with intrinsic size (no layout shift) and lazy loading; a <figure> when captioned."""
+) -> list[tuple[str, str]]:
+    """The attributes after `src` and `alt`: intrinsic size (no layout shift) and lazy loading."""
     user = dict(attrs)
     # The writer's width or height wins; the other side follows the image's aspect ratio.
-    if "width" in user and "height" not in user and user["width"].isdigit():
-        user["height"] = str(round(int(user["width"]) * height / width))
-    elif "height" in user and "width" not in user and user["height"].isdigit():
-        user["width"] = str(round(int(user["height"]) * width / height))
+    if width and height:
+        if "width" in user and "height" not in user and user["width"].isdigit():
+            user["height"] = str(round(int(user["width"]) * height / width))
+        elif "height" in user and "width" not in user and user["height"].isdigit():
+            user["width"] = str(round(int(user["height"]) * width / height))
     classes = " ".join(c for c in (css_class, user.pop("class", "")) if c)
-    final: dict[str, str] = {"class": classes, "width": str(width), "height": str(height)}
+    final: dict[str, str] = {"class": classes}
+    if width and height:
+        final.update(width=str(width), height=str(height))
     final.update({k: v for k, v in user.items() if k not in ("src", "alt")})
     # width/height reserve the space; this keeps the ratio when a theme narrows the image.
     final["style"] = "; ".join(x for x in ("max-width: 100%; height: auto", user.get("style", "")) if x)
     final.setdefault("loading", "lazy")
     final.setdefault("decoding", "async")
-    return _image_template().render(src=src, alt=alt, caption=caption, attrs=list(final.items()))
+    return list(final.items())
 
 
-def error_html(message: str, where: str) -> str:
-    """A visible error image in place of a broken directive, so a plain build shows the problem."""
+def image_html(
+    *,
+    src: str,
+    alt: str,
+    width: int | None,
+    height: int | None,
+    caption: str | None = None,
+    attrs: tuple[tuple[str, str], ...] = (),
+    css_class: str = "imagegen",
+) -> str:
+    """An <img> (a <figure> when captioned), as the template writes it."""
+    final = image_attributes(width=width, height=height, attrs=attrs, css_class=css_class)
+    return _image_template().render(src=src, alt=alt, caption=caption, attrs=final)
+
+
+def _error_image(message: str, where: str) -> tuple[str, str, int, int]:
     lines = textwrap.wrap(f"{where}: {message}", width=70)[:8]
     width, height = 720, 96 + 26 * len(lines)
     svg = environment().get_template("error.svg").render(width=width, height=height, lines=lines)
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-    return image_html(
-        src=uri,
-        alt=f"imagegen error: {where}: {message}",
-        width=width,
-        height=height,
-        css_class="imagegen-error",
-    )
+    return uri, f"imagegen error: {where}: {message}", width, height
+
+
+def error_attributes(message: str, where: str) -> list[tuple[str, str]]:
+    """The attributes of a visible error image, for an inline directive's <img>."""
+    src, alt, width, height = _error_image(message, where)
+    rest = image_attributes(width=width, height=height, css_class="imagegen-error")
+    return [("src", src), ("alt", alt), *rest]
+
+
+def error_html(message: str, where: str) -> str:
+    """A visible error image in place of a broken directive, so a plain build shows the problem."""
+    src, alt, width, height = _error_image(message, where)
+    return image_html(src=src, alt=alt, width=width, height=height, css_class="imagegen-error")

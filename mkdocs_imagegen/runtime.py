@@ -5,16 +5,18 @@ the key settings, the cache folder, the frozen flag and the engine with its prov
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from mkdocs.config.defaults import MkDocsConfig
 
 from . import options
 from .cache import ImageCache
 from .config import ImagegenConfig
-from .engine import Engine
 from .providers import make_provider, provider_class
-from .providers.placeholder import render_fallback
 from .spec import Settings
+
+if TYPE_CHECKING:  # a warm build imports neither the engine (asyncio) nor the renderer (Pillow)
+    from .engine import Engine
 
 
 def settings_for(plugin_config: ImagegenConfig, docs_dir: str) -> Settings:
@@ -61,6 +63,9 @@ def open_engine(
     `on_error` overrides the option; `uncapped` lifts max_new_images, for a caller that already
     applied it to the plan it submits (the cap is applied in one place only).
     """
+    from .engine import Engine
+    from .providers.placeholder import render_fallback
+
     return Engine(
         ImageCache(cache_dir),
         make_provider(plugin_config),

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from jinja2 import TemplateError
@@ -24,13 +24,29 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from . import options
 from .options import OptionError
-from .scanner import RawDirective
 
 # Bump when the canonical form or the meaning of a field changes: old entries then stop matching.
 SCHEMA_VERSION = 1
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 _ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
+
+
+@dataclass(frozen=True)
+class RawDirective:
+    """One directive as the site's Markdown renderer met it, before its values are checked.
+
+    `line` is the line of the directive in `source` (a snippet's file, say) or else in the page;
+    `note` says where the text came from when no file holds it as written.
+    """
+
+    kind: Literal["block", "inline"]
+    line: int
+    body: str
+    alt: str | None = None
+    attrs: str | None = None
+    error: str | None = None
+    source: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,11 @@ class Occurrence:
 
     @property
     def where(self) -> str:
+        """`page:line`, or the snippet's `file:line` and the page, or the page and what made the text."""
+        if self.raw.source and self.raw.source != self.page:
+            return f"{self.raw.source}:{self.line} (included in {self.page})"
+        if self.raw.note:
+            return f"{self.page}:{self.line} ({self.raw.note})"
         return f"{self.page}:{self.line}"
 
 
@@ -194,8 +215,8 @@ def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[st
     if raw.kind == "inline":
         values: dict[str, Any] = {"prompt": raw.body}
         if raw.alt:
-            # The bracket text is Markdown: `Fish &amp; chips` and `\[1\]` mean what they show.
-            values["alt"] = html.unescape(_MD_ESCAPE.sub(r"\1", raw.alt))
+            # The renderer has already undone Markdown escapes; `Fish &amp; chips` means '&'.
+            values["alt"] = html.unescape(raw.alt)
         return options.check_mapping(values, options.DIRECTIVE_KEYS), parse_attrs(raw.attrs)
     try:
         data = load_yaml(raw.body) if raw.body.strip() else None
@@ -304,33 +325,23 @@ def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tu
 
 
 def parse_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
-    """Parse an attribute list `{ #id .class key="value" }` the way attr_list reads it."""
+    """Read an attribute list `{ #id .class key="value" }` with attr_list's own parser."""
+    from markdown.extensions.attr_list import get_attrs_and_remainder
+
     text = (text or "").strip()
     if text.startswith(":"):  # `{: .center }`, attr_list's older spelling
         text = text[1:]
     if not text.strip():
         return ()
-    import shlex
-
-    try:
-        parts = shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise OptionError(f"cannot read the attribute list {{{text}}}: {exc}") from None
     out: list[tuple[str, str]] = []
     classes: list[str] = []
-    for part in parts:
-        if part.startswith("."):
-            classes.append(part[1:])
-        elif part.startswith("#"):
-            out.append(("id", part[1:]))
-        elif "=" in part:
-            name, _, value = part.partition("=")
-            if name == "class":
-                classes.extend(value.split())
-            elif _ATTR_NAME.match(name):
-                out.append((name, value))
-        elif _ATTR_NAME.match(part):
-            out.append((part, part))
+    for name, value in get_attrs_and_remainder(text.strip())[0]:
+        if name == ".":
+            classes.append(value or "")
+        elif name == "class":
+            classes.extend((value or "").split())
+        elif _ATTR_NAME.match(name):
+            out.append((name, name if value is None else value))
     if classes:
-        out.insert(0, ("class", " ".join(classes)))
+        out.insert(0, ("class", " ".join(c for c in classes if c)))
     return tuple(out)

@@ -227,6 +227,8 @@ def test_status_after_a_build_is_all_cached_and_keys_agree(tmp_path: Path) -> No
         pages,
         plugin={"prompt_template": "{{ prompt }}, for the page {{ title }}"},
         exclude_docs="drafts/\n",
+        # superfences renders a fence inside a list item (plain fenced_code shows it as text)
+        markdown_extensions=["attr_list", "pymdownx.superfences"],
     )
     result = build(tmp_path, "--strict")
     assert result.returncode == 0, result.output

@@ -31,7 +31,7 @@ EXTENSIONS = [
 ]
 THEME_ONLY = re.compile(r"^(template|icon):.*\n", re.M)
 PRE = re.compile(r"<pre[^>]*>.*?</pre>", re.S)
-DIRECTIVE_IMG = re.compile(r'<img src="[^"]*assets/imagegen/[0-9a-f]{32}\.png"')
+DIRECTIVE_IMG = re.compile(r'<img [^>]*src="[^"]*assets/imagegen/[0-9a-f]{32}\.png"')
 HEADING = re.compile(r"^#{1,2} ", re.M)
 
 

@@ -1,0 +1,244 @@
+"""What the plugin does with each directive the renderer meets: resolve, submit, and answer HTML.
+
+The HTML carries a site-unique reference (`imagegen-ref:<key>.<ext>`) instead of a URL; the
+plugin turns it into a URL relative to each written page in `on_post_page`, so a blog excerpt on
+an index page, a lightbox link or a minified page all end up pointing at the real file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from markdown import Markdown
+from mkdocs.structure.files import File
+from mkdocs.utils import meta as mkdocs_meta
+
+from . import render
+from .extension import Conversion, Found, Rendered
+from .locate import Locator, Snippets
+from .logs import log
+from .spec import Occurrence, PageInfo, RawDirective, Settings, page_defaults, resolve
+
+if TYPE_CHECKING:
+    from .cache import Entry, ImageCache
+    from .engine import Engine, Outcome
+
+REF_SCHEME = "imagegen-ref:"
+REF_RE = re.compile(REF_SCHEME + r"([0-9a-f]{32})\.(?:png|webp|jpg)")
+
+
+@dataclass
+class PageContext:
+    """A page as the writer wrote it: its file's text (front matter included) and its meta."""
+
+    file: File
+    meta: dict[str, Any]
+    source: str
+    body_offset: int
+    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults_error: str | None = None
+
+    @classmethod
+    def of(cls, file: File, meta: dict[str, Any] | None, markdown: str | None = None) -> PageContext:
+        try:
+            source = file.content_string
+        except (OSError, UnicodeDecodeError, TypeError):
+            source = markdown or ""
+        if meta is None:
+            body, meta = mkdocs_meta.get_data(source)
+        else:
+            body = markdown if markdown is not None and source.endswith(markdown) else None
+            if body is None:
+                body, _ = mkdocs_meta.get_data(source)
+        offset = source[: len(source) - len(body)].count("\n") if source.endswith(body) else 0
+        defaults, error = page_defaults(meta or {})
+        return cls(file, meta or {}, source, offset, defaults, error)
+
+    def info(self, title: str | None) -> PageInfo:
+        return PageInfo(
+            src_uri=self.file.src_uri,
+            abs_path=self.file.abs_src_path,
+            title=title or _title_from_name(self.file.src_uri, self.meta),
+            meta=self.meta,
+            defaults=self.defaults,
+            defaults_error=self.defaults_error,
+        )
+
+
+def _title_from_name(src_uri: str, meta: dict[str, Any]) -> str:
+    stem = os.path.splitext(os.path.basename(src_uri))[0]
+    if stem in ("index", "README"):
+        stem = os.path.basename(os.path.dirname(src_uri)) or "Home"
+    return stem.replace("-", " ").replace("_", " ").strip().capitalize() or "Home"
+
+
+class Directives:
+    """The extension's handler: one per build (or per planning run of the command)."""
+
+    def __init__(self, settings: Settings, *, images: Images | None, config_dir: str) -> None:
+        self.settings = settings
+        self.images = images  # None: plan only (the command), nothing is generated
+        self.config_dir = config_dir
+        self.pages: dict[str, PageContext] = {}
+        self.current: PageContext | None = None
+        self.occurrences: list[Occurrence] = []
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def add_page(self, file: File, meta: dict[str, Any], markdown: str) -> None:
+        self.current = self.pages[file.src_uri] = PageContext.of(file, meta, markdown)
+
+    def _page_of(self, md: Markdown) -> PageContext | None:
+        relpath = md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None  # noqa: SIM401 (a Registry has no get)
+        file = getattr(relpath, "file", None)
+        if not isinstance(file, File):
+            return self.current
+        page = self.pages.get(file.src_uri)
+        if page is None:
+            page = self.pages[file.src_uri] = PageContext.of(file, None)
+        return page
+
+    # -- the Handler protocol ----------------------------------------------------------------
+    def render(self, md: Markdown, conversion: Conversion, items: list[Found]) -> list[Rendered]:
+        page = self._page_of(md)
+        if page is None:  # Markdown rendered outside any page: leave directives visibly unresolved
+            return [_unresolved(found) for found in items]
+        title = conversion.title
+        front = page.meta.get("title")  # front matter wins over the first heading
+        title = front.strip() if isinstance(front, str) and front.strip() else title
+        info = page.info(title)
+        locator = Locator(page.source, page.body_offset, self._snippets(md))
+        answers = []
+        for found in items:
+            place = locator.place(
+                found.needle, found.kind, conversion.text, conversion.expanded, found.needles
+            )
+            raw = RawDirective(
+                kind=found.kind,
+                line=place.line,
+                body=found.body,
+                alt=found.alt,
+                attrs=found.attrs,
+                error=found.error,
+                source=place.source,
+                note=place.note,
+            )
+            occurrence = resolve(raw, info, self.settings)
+            self._record(occurrence)
+            answers.append(self._answer(found, occurrence))
+        return answers
+
+    def _snippets(self, md: Markdown) -> Snippets | None:
+        if "snippet" not in md.preprocessors:
+            return None
+        return Snippets(md.preprocessors["snippet"], self.config_dir)
+
+    def _record(self, occurrence: Occurrence) -> None:
+        mark = (occurrence.page, occurrence.line, occurrence.raw.kind, occurrence.raw.body)
+        if mark in self._seen:  # the same directive again: a blog excerpt, say
+            return
+        self._seen.add(mark)
+        self.occurrences.append(occurrence)
+        if occurrence.spec is None:
+            if self.images is not None:
+                self.images.errors += 1
+                log.warning(f"{occurrence.where}: {occurrence.error}")
+        elif self.images is not None:
+            self.images.submit(occurrence)
+
+    def _answer(self, found: Found, occurrence: Occurrence) -> Rendered:
+        spec = occurrence.spec
+        if spec is None:
+            return _error(found, occurrence.error or "invalid directive", occurrence.where)
+        dims = spec.dimensions
+        if dims is None and self.images is not None:  # size: auto, the image decides
+            entry = self.images.entry(spec.key)
+            dims = (entry.width, entry.height) if entry is not None else None
+        width, height = dims if dims else (None, None)
+        src = REF_SCHEME + spec.filename
+        if found.kind == "inline":
+            rest = render.image_attributes(width=width, height=height, attrs=occurrence.attrs)
+            return Rendered(attributes=[("src", src), ("alt", occurrence.alt), *rest])
+        html = render.image_html(
+            src=src,
+            alt=occurrence.alt,
+            width=width,
+            height=height,
+            caption=occurrence.caption,
+            attrs=occurrence.attrs,
+        )
+        return Rendered(html=html)
+
+
+def _error(found: Found, message: str, where: str) -> Rendered:
+    if found.kind == "inline":
+        return Rendered(attributes=render.error_attributes(message, where))
+    return Rendered(html=render.error_html(message, where))
+
+
+def _unresolved(found: Found) -> Rendered:
+    message = "imagegen directive outside a page: nothing generated"
+    return _error(found, message, "?")
+
+
+class Images:
+    """The images of one build: cache hits answered at once, the rest through the engine.
+
+    A warm build never opens the engine (no event loop, no HTTP client, no Pillow); the first key
+    missing from the cache opens it.
+    """
+
+    def __init__(self, cache: ImageCache, open_engine: Callable[[], Engine]) -> None:
+        self.cache = cache
+        self._open_engine = open_engine
+        self.engine: Engine | None = None
+        self.cached: dict[str, Entry] = {}
+        self.pending: dict[str, Occurrence] = {}  # keys the engine has
+        self.filenames: dict[str, str] = {}
+        self.errors = 0
+
+    def submit(self, occurrence: Occurrence) -> None:
+        spec = occurrence.spec
+        assert spec is not None
+        key = spec.key
+        if key in self.cached:
+            return
+        self.filenames[key] = spec.filename
+        if key not in self.pending:
+            try:
+                entry = self.cache.get(key)
+            except Exception:  # the engine reports an unreadable cache with page and line
+                entry = None
+            if entry is not None:
+                self.cached[key] = entry
+                return
+            self.pending[key] = occurrence
+        if self.engine is None:
+            self.engine = self._open_engine()
+        self.engine.submit(occurrence)
+
+    def used(self) -> list[str]:
+        return [*self.cached, *self.pending]
+
+    def entry(self, key: str) -> Entry | None:
+        if key in self.cached:
+            return self.cached[key]
+        outcome = self.outcome(key)
+        return outcome.entry if outcome is not None else None
+
+    def outcome(self, key: str) -> Outcome | None:
+        if key not in self.pending or self.engine is None:
+            return None
+        return self.engine.outcome(key)
+
+    def wait(self) -> dict[str, Outcome]:
+        return self.engine.wait() if self.engine is not None else {}
+
+    def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
+        self.cache.close()
