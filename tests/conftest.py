@@ -1,14 +1,20 @@
-"""Shared helpers: write small real sites, build them with the real `mkdocs` command."""
+"""Shared helpers: small real sites built with the real `mkdocs` command; and, for the unit layer
+(tests/unit, marked `unit`), a scripted provider and an engine over a real cache in tmp_path."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urljoin
 
 import pytest
 import yaml
@@ -18,6 +24,12 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from fakeapi import FakeImageAPI  # noqa: E402
+
+from mkdocs_imagegen.cache import ImageCache  # noqa: E402
+from mkdocs_imagegen.engine import Engine  # noqa: E402
+from mkdocs_imagegen.providers import GeneratedImage, GenerationRequest, Provider, ProviderError  # noqa: E402
+from mkdocs_imagegen.scanner import RawDirective  # noqa: E402
+from mkdocs_imagegen.spec import ImageSpec, Occurrence  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -77,7 +89,157 @@ def run_mkdocs(root: Path, *args: str, env: dict[str, str] | None = None, timeou
     return Build(proc.returncode, proc.stdout + proc.stderr, site)
 
 
+IMG = re.compile(r"<img [^>]*>")
+
+
+def imgs(html: str) -> list[dict[str, str]]:
+    return [dict(re.findall(r'(\w[\w-]*)="([^"]*)"', tag)) for tag in IMG.findall(html)]
+
+
+def generated_images(build: Build) -> list[Path]:
+    folder = build.site / "assets" / "imagegen"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def resolve_src(build: Build, page_html: str, src: str) -> Path:
+    """Where a browser would fetch `src` from, for the page written at `page_html`."""
+    page_url = "http://site/" + page_html
+    target = urljoin(page_url, src)
+    assert target.startswith("http://site/"), target
+    path = unquote(target[len("http://site/") :])
+    return build.site / path
+
+
+KEY = "sk-test-5f1d9a0c7e3b44aa9d2b6e8c1f0a7b3d"
+ENV = {"OPENAI_API_KEY": KEY}
+
+
+def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
+    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, **plugin}
+    return write_site(root, pages, plugin=options)
+
+
+def openai_build(root: Path, *args: str, env: dict[str, str] | None = ENV) -> Build:
+    return run_mkdocs(root, *args, env=env)
+
+
 @pytest.fixture
 def fake_api() -> Iterator[FakeImageAPI]:
     with FakeImageAPI() as api:
         yield api
+
+
+# -- the unit layer ------------------------------------------------------------------------------
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/unit is the unit layer: `pytest -m unit` selects the same tests."""
+    for item in items:
+        if UNIT in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.unit)
+
+
+# -- the engine's world in miniature: a scripted provider, a real cache in tmp_path -----------------
+
+
+Answer = GeneratedImage | ProviderError | Exception | str
+
+
+class FakeProvider(Provider):
+    """Answers from a script, one per request (then successes); records every request."""
+
+    name = "fake"
+    paid = True
+
+    def __init__(self, *answers: Answer, unavailable: str | None = None, cost: float | None = 0.01) -> None:
+        self.answers = list(answers)
+        self.unavailable = unavailable
+        self.cost = cost
+        self.calls: list[str] = []  # prompts, in the order they were asked
+        self.gate: threading.Event | None = None  # set: requests wait for it
+        self.closed = False
+
+    def unavailable_reason(self) -> str | None:
+        return self.unavailable
+
+    def estimate_cost(self, spec: ImageSpec) -> float | None:
+        return self.cost
+
+    def scrub(self, text: str) -> str:
+        return text.replace("SECRET", "[redacted]")
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        self.calls.append(request.spec.prompt)
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.wait, 10)
+        answer = self.answers.pop(0) if self.answers else "ok"
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, GeneratedImage):
+            return answer
+        return GeneratedImage(
+            f"image of {request.spec.prompt}".encode(), exact=True, info={"revised_prompt": "r"}
+        )
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def draw_placeholder(spec: ImageSpec, label: str) -> bytes:
+    return f"placeholder of {spec.prompt}: {label}".encode()
+
+
+class Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def at(self, level: int) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno == level]
+
+
+@pytest.fixture
+def messages() -> Iterator[Messages]:
+    handler = Messages()
+    logger = logging.getLogger("test.engine")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, messages: Messages) -> Iterator[Callable[..., Engine]]:
+    engines: list[Engine] = []
+
+    def make(provider: Provider, **options: Any) -> Engine:
+        options.setdefault("backoff", 0.001)
+        engine = Engine(
+            ImageCache(str(tmp_path / "cache")),
+            provider,
+            placeholder=draw_placeholder,
+            logger=logging.getLogger("test.engine"),
+            **options,
+        )
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def occurrence(prompt: str, page: str = "index.md", line: int = 1, **spec: Any) -> Occurrence:
+    fields: dict[str, Any] = {"provider": "fake", "model": "m", "size": "64x64", "format": "png", **spec}
+    raw = RawDirective(kind="inline", start=0, end=0, line=line, indent="", body=prompt)
+    return Occurrence(page=page, line=line, raw=raw, spec=ImageSpec(prompt=prompt, **fields))
+
+
+@pytest.fixture
+def occ() -> Callable[..., Occurrence]:
+    return occurrence

@@ -7,31 +7,10 @@ import html as html_lib
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urljoin
 
 import pytest
-from conftest import ROOT, run_mkdocs, write_site
+from conftest import ROOT, generated_images, imgs, resolve_src, run_mkdocs, write_site
 from PIL import Image
-
-IMG = re.compile(r"<img [^>]*>")
-
-
-def imgs(html: str) -> list[dict[str, str]]:
-    return [dict(re.findall(r'(\w[\w-]*)="([^"]*)"', tag)) for tag in IMG.findall(html)]
-
-
-def generated_images(build) -> list[Path]:
-    folder = build.site / "assets" / "imagegen"
-    return sorted(folder.iterdir()) if folder.exists() else []
-
-
-def resolve_src(build, page_html: str, src: str) -> Path:
-    """Where a browser would fetch `src` from, for the page written at `page_html`."""
-    page_url = "http://site/" + page_html
-    target = urljoin(page_url, src)
-    assert target.startswith("http://site/"), target
-    path = unquote(target[len("http://site/") :])
-    return build.site / path
 
 
 def test_example_site_builds_offline(tmp_path: Path) -> None:

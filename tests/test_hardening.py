@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_mkdocs, write_site
+from conftest import ENV, KEY, generated_images, imgs, openai_site, resolve_src, run_mkdocs, write_site
+from conftest import openai_build as build
 from fakeapi import Behaviour, FakeImageAPI
 from PIL import Image
-from test_build import generated_images, imgs, resolve_src
-from test_openai import ENV, KEY, build, openai_site
 
 from mkdocs_imagegen import imaging
 from mkdocs_imagegen.cache import ImageCache

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import Build, run_mkdocs, write_site
+from conftest import KEY, generated_images, imgs, openai_site, resolve_src
+from conftest import openai_build as build
 from fakeapi import Behaviour, FakeImageAPI, colour_for, encode_image
 from PIL import Image
-from test_build import generated_images, imgs, resolve_src
-
-KEY = "sk-test-5f1d9a0c7e3b44aa9d2b6e8c1f0a7b3d"
-ENV = {"OPENAI_API_KEY": KEY}
-
-
-def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, **plugin}
-    return write_site(root, pages, plugin=options)
-
-
-def build(root: Path, *args: str, env: dict[str, str] | None = ENV) -> Build:
-    return run_mkdocs(root, *args, env=env)
 
 
 def test_request_body_headers_and_result(tmp_path: Path, fake_api: FakeImageAPI) -> None:

@@ -71,6 +71,7 @@ class OpenAIProvider(Provider):
         timeout: float,
         concurrency: int,
         extra_body: dict[str, Any] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
@@ -82,6 +83,7 @@ class OpenAIProvider(Provider):
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
+            transport=transport,
         )
 
     @classmethod
