@@ -22,6 +22,7 @@ import hashlib
 import io
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +33,8 @@ import filelock
 
 from .logs import log
 
-try:
+if sys.platform != "win32":  # on Windows, filelock's msvcrt locks
     import fcntl
-except ImportError:  # Windows: filelock's msvcrt locks
-    fcntl = None  # type: ignore[assignment]
 
 
 REAL, FALLBACK = "img", "fb"
@@ -91,12 +90,14 @@ class ImageCache:
             return None
         handle = self._store.get(f"{ns}:{key}", read=True)
         if handle is None:
-            return self._drop(key, ns, meta, "its image file is missing")
+            self._drop(key, ns, meta, "its image file is missing")
+            return None
         with handle:
             path = handle.name
         problem = self._check(path, meta)
         if problem:
-            return self._drop(key, ns, meta, problem)
+            self._drop(key, ns, meta, problem)
+            return None
         return Entry(key=key, path=path, meta=meta, fallback=fallback)
 
     def _check(self, path: str, meta: dict[str, Any]) -> str | None:
@@ -178,23 +179,26 @@ class ImageCache:
 
     def try_claim(self, key: str) -> filelock.BaseFileLock | _Claim | None:
         """Take the cross-process claim on `key` if it is free; the caller releases it."""
-        if fcntl is not None:
-            # The same flock() that filelock takes on POSIX (so the two exclude each other),
-            # without its per-call bookkeeping: about 1 ms with the GIL held, here about 30 us.
-            path = self._lock_path(key)
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return None
-            except OSError as exc:
-                os.close(fd)
-                raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
-            return _Claim(fd)
+        if sys.platform == "win32":
+            return self._try_filelock(key)
+        # The same flock() that filelock takes on POSIX (so the two exclude each other), without
+        # its per-call bookkeeping: about 1 ms with the GIL held, here about 30 us.
+        path = self._lock_path(key)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            raise CacheError(f"cannot lock {path}: {_reason(exc)}") from None
+        return _Claim(fd)
+
+    def _try_filelock(self, key: str) -> filelock.BaseFileLock | None:
         lock = filelock.FileLock(self._lock_path(key), timeout=0, thread_local=False)
         try:
             lock.acquire(timeout=0)

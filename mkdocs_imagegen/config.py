@@ -17,7 +17,7 @@ from . import options
 T = TypeVar("T")
 
 
-class Checked(Generic[T], c.BaseConfigOption[T]):
+class Checked(Generic[T], base.BaseConfigOption[T]):
     """Wraps a check from `options` so mkdocs.yml is validated by the same rules as directives."""
 
     def __init__(self, check: Callable[[Any], T], default: T | None = None) -> None:
@@ -34,7 +34,7 @@ class Checked(Generic[T], c.BaseConfigOption[T]):
             raise base.ValidationError(str(exc)) from None
 
 
-class PositiveInt(c.BaseConfigOption[int]):
+class PositiveInt(base.BaseConfigOption[int]):
     def __init__(self, default: int, *, minimum: int = 1) -> None:
         super().__init__()
         self.default = default
@@ -46,7 +46,7 @@ class PositiveInt(c.BaseConfigOption[int]):
         return value
 
 
-class PositiveFloat(c.BaseConfigOption[float]):
+class PositiveFloat(base.BaseConfigOption[float]):
     def __init__(self, default: float) -> None:
         super().__init__()
         self.default = default
@@ -57,7 +57,7 @@ class PositiveFloat(c.BaseConfigOption[float]):
         return float(value)
 
 
-class Template(c.BaseConfigOption[str]):
+class Template(base.BaseConfigOption[str]):
     """A Jinja2 prompt template, compiled now so a syntax error is a config error, not a page error."""
 
     def run_validation(self, value: object) -> str:
@@ -81,8 +81,9 @@ class SitePath(c.Type[str]):
         super().__init__(str, default=default)
 
     def run_validation(self, value: object) -> str:
-        text = super().run_validation(value).strip().replace("\\", "/").strip("/")
-        if not text or value.startswith(("/", "\\")) or ".." in text.split("/") or ":" in text:  # type: ignore[union-attr]
+        raw = super().run_validation(value)
+        text = raw.strip().replace("\\", "/").strip("/")
+        if not text or raw.startswith(("/", "\\")) or ".." in text.split("/") or ":" in text:
             raise base.ValidationError(
                 f"must be a folder inside the site, such as assets/imagegen, not {value!r}"
             )

@@ -154,9 +154,9 @@ def where(occurrences: Sequence[Occurrence]) -> str:
 class _NoAliasLoader(yaml.SafeLoader):
     """Safe loading without anchors and aliases, which can expand exponentially."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.YAMLError(f"YAML aliases are not allowed here (line {event.start_mark.line + 1})")
         return super().compose_node(parent, index)
 

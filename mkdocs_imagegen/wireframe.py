@@ -59,7 +59,7 @@ class _Face:
     def __init__(self, size: int) -> None:
         self.font = _load_font(size)
         self.scalable = isinstance(self.font, ImageFont.FreeTypeFont)
-        self.size = size if self.scalable else self.font.getbbox("Ay")[3]
+        self.size = size if self.scalable else int(self.font.getbbox("Ay")[3])
         if isinstance(self.font, ImageFont.FreeTypeFont):
             ascent, descent = self.font.getmetrics()
             self.step = round((ascent + descent) * 1.12)  # baseline-to-baseline with leading

@@ -28,7 +28,8 @@ class RetryPolicy:
             return None
         if error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER)
-        return min(MAX_BACKOFF, self.backoff * 2**attempt) * self.jitter()
+        backoff: float = min(MAX_BACKOFF, self.backoff * 2**attempt)
+        return backoff * self.jitter()
 
     @staticmethod
     def shared(error: ProviderError) -> bool:
