@@ -50,10 +50,10 @@ class PageContext:
             source = markdown or ""
         if meta is None:
             body, meta = mkdocs_meta.get_data(source)
+        elif markdown is not None and source.endswith(markdown):
+            body = markdown
         else:
-            body = markdown if markdown is not None and source.endswith(markdown) else None
-            if body is None:
-                body, _ = mkdocs_meta.get_data(source)
+            body, _ = mkdocs_meta.get_data(source)
         offset = source[: len(source) - len(body)].count("\n") if source.endswith(body) else 0
         defaults, error = page_defaults(meta or {})
         return cls(file, meta or {}, source, offset, defaults, error)

@@ -67,7 +67,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self.frozen = frozen_from_env(self.config.frozen)
         extensions = config.markdown_extensions
         extensions[:] = [e for e in extensions if not isinstance(e, ImagegenExtension)]
-        extensions.append(ImagegenExtension(self))
+        extensions.append(ImagegenExtension(self))  # type: ignore[arg-type]  # MkDocs takes instances too
         if "pymdownx.superfences" in extensions:
             mdx = config.mdx_configs.setdefault("pymdownx.superfences", {})
             fences = [f for f in mdx.get("custom_fences") or [] if f.get("name") != FENCE_NAME]
@@ -99,7 +99,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self, markdown: str, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
         if self.directives is not None:
-            self.directives.add_page(page.file, page.meta, markdown)
+            self.directives.add_page(page.file, dict(page.meta), markdown)
         return None
 
     @event_priority(100)  # before material's optimize and others take the media files

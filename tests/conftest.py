@@ -28,8 +28,7 @@ from fakeapi import FakeImageAPI  # noqa: E402
 from mkdocs_imagegen.cache import ImageCache  # noqa: E402
 from mkdocs_imagegen.engine import Engine  # noqa: E402
 from mkdocs_imagegen.providers import GeneratedImage, GenerationRequest, Provider, ProviderError  # noqa: E402
-from mkdocs_imagegen.scanner import RawDirective  # noqa: E402
-from mkdocs_imagegen.spec import ImageSpec, Occurrence  # noqa: E402
+from mkdocs_imagegen.spec import ImageSpec, Occurrence, RawDirective  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -236,7 +235,7 @@ def make_engine(tmp_path: Path, messages: Messages) -> Iterator[Callable[..., En
 
 def occurrence(prompt: str, page: str = "index.md", line: int = 1, **spec: Any) -> Occurrence:
     fields: dict[str, Any] = {"provider": "fake", "model": "m", "size": "64x64", "format": "png", **spec}
-    raw = RawDirective(kind="inline", start=0, end=0, line=line, indent="", body=prompt)
+    raw = RawDirective(kind="inline", line=line, body=prompt)
     return Occurrence(page=page, line=line, raw=raw, spec=ImageSpec(prompt=prompt, **fields))
 
 

@@ -14,30 +14,22 @@ import pytest
 from mkdocs_imagegen import spec
 from mkdocs_imagegen.config import ImagegenConfig
 from mkdocs_imagegen.runtime import settings_for
-from mkdocs_imagegen.scanner import scan
-from mkdocs_imagegen.spec import PageInfo, resolve
+from mkdocs_imagegen.spec import PageInfo, RawDirective, resolve
 
-PAGE = """# Guide
-
-![A fox](imagegen:a red fox in the snow)
-
-```imagegen
-prompt: A watercolor lighthouse at dusk
-size: 1536 X 1024
-format: jpg
-variant: 2
-```
-
-![x](imagegen:same prompt){ width="300" }
-
-```imagegen
-prompt: flat icon of a gear
-background: transparent
-format: webp
-output_compression: 80
-prompt_template: "{{ prompt }}, on {{ title }}"
-```
-"""
+# The directives of a page, as the Markdown extension hands them over (line, kind, body, attrs).
+DIRECTIVES = [
+    RawDirective("inline", 3, "a red fox in the snow", alt="A fox"),
+    RawDirective(
+        "block", 5, "prompt: A watercolor lighthouse at dusk\nsize: 1536 X 1024\nformat: jpg\nvariant: 2\n"
+    ),
+    RawDirective("inline", 12, "same prompt", alt="x", attrs='width="300"'),
+    RawDirective(
+        "block",
+        14,
+        "prompt: flat icon of a gear\nbackground: transparent\nformat: webp\noutput_compression: 80\n"
+        'prompt_template: "{{ prompt }}, on {{ title }}"\n',
+    ),
+]
 
 PINNED = {
     "placeholder": {
@@ -68,7 +60,7 @@ def keys(provider: str) -> dict[int, str]:
     settings = settings_for(config(provider=provider, quality="low", extra_body={"seed": 7}), "/docs")
     page = PageInfo(src_uri="guide/page.md", abs_path=None, title="Guide", meta={}, defaults={})
     found = {}
-    for raw in scan(PAGE):
+    for raw in DIRECTIVES:
         occurrence = resolve(raw, page, settings)
         assert occurrence.spec is not None, occurrence.error
         found[occurrence.line] = occurrence.spec.key
@@ -88,7 +80,7 @@ def test_the_canonical_form_is_pinned() -> None:
     """What goes into the hash, field by field: the default model comes from the provider."""
     settings = settings_for(config(provider="openai", quality="low", extra_body={"seed": 7}), "/docs")
     page = PageInfo(src_uri="guide/page.md", abs_path=None, title="Guide", meta={}, defaults={})
-    occurrence = resolve(scan(PAGE)[1], page, settings)
+    occurrence = resolve(DIRECTIVES[1], page, settings)
     assert occurrence.spec is not None
     assert json.dumps(occurrence.spec.canonical(), sort_keys=True) == (
         '{"background": null, "extra": "{\\"seed\\":7}", "format": "jpeg", "inputs": [], '
@@ -101,7 +93,7 @@ def test_what_does_not_decide_the_pixels_is_not_keyed() -> None:
     settings = settings_for(config(provider="openai"), "/docs")
     one = PageInfo(src_uri="a.md", abs_path=None, title="A", meta={}, defaults={})
     two = PageInfo(src_uri="deep/b.md", abs_path=None, title="B", meta={}, defaults={})
-    first = resolve(scan("![Alt one](imagegen:a fox)")[0], one, settings)
-    second = resolve(scan('![Other alt](imagegen:a fox){ width="30" }\n')[0], two, settings)
+    first = resolve(RawDirective("inline", 1, "a fox", alt="Alt one"), one, settings)
+    second = resolve(RawDirective("inline", 9, "a fox", alt="Other", attrs='width="30"'), two, settings)
     assert first.spec is not None and second.spec is not None
     assert first.spec.key == second.spec.key
