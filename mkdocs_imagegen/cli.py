@@ -241,36 +241,43 @@ def generate(
         raise click.ClickException(f"no image of the site matches --only {only!r} (a page path or a key)")
     todo = [i for i in selected if force or i.state != "cached"]
     broken = f", {len(site.errors)} broken directive(s)" if site.errors else ""
-    skipped: list[Image] = []
+    held: list[Image] = []
     if max_new_images is None and site.paid:
         max_new_images = site.plugin_config.max_new_images
     if max_new_images is not None and len(todo) > max_new_images:
-        todo, skipped = todo[:max_new_images], todo[max_new_images:]
-    left = f", {len(skipped)} left for later (--max-new-images {max_new_images})" if skipped else ""
-    if dry_run or not todo:
-        for image in todo:
-            click.echo(f"would generate {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
-        _echo_skipped(skipped)
-        if dry_run:
-            cost = _estimated(estimate(todo, site.paid))
-            click.echo(f"would generate {len(todo)} image(s), {cost}{left}{broken}")
-            return
-        cached = sum(1 for i in selected if i.state == "cached")
-        click.echo(f"nothing to generate: {cached} image(s) cached{left}{broken}")
-        sys.exit(1 if site.errors else 0)
+        todo, held = todo[:max_new_images], todo[max_new_images:]
+    held_back = f", {len(held)} held back by max_new_images ({max_new_images})" if held else ""
 
     # The command reports failures itself (no placeholder is stored), and the cap was applied to
-    # the plan above: the engine is given only what the plan allows.
+    # the plan above: the engine is given only what the plan allows. keep_going: one refused
+    # prompt fails that image only; a rejected key or no credit stops the rest.
     try:
-        engine = open_engine(site.plugin_config, site.cache_dir, frozen=False, on_error="fail", uncapped=True)
+        engine = open_engine(
+            site.plugin_config, site.cache_dir, frozen=False, on_error="fail", uncapped=True, keep_going=True
+        )
     except CacheError as exc:
         raise click.ClickException(str(exc)) from None
     with engine:
-        reason = engine.provider.unavailable_reason()
+        # Asked for a dry run too, so that it refuses exactly when the real run would.
+        reason = engine.provider.unavailable_reason() if todo else None
+        if dry_run or not todo:
+            for image in todo:
+                click.echo(f"would generate {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
+            _echo_held(held, max_new_images)
+            if dry_run:
+                cost = _estimated(estimate(todo, site.paid))
+                click.echo(f"would generate {len(todo)} image(s), {cost}{held_back}{broken}")
+                if reason:
+                    raise click.ClickException(f"{reason}. The real run would generate nothing")
+            else:
+                cached = sum(1 for i in selected if i.state == "cached")
+                click.echo(f"nothing to generate: {cached} image(s) cached{held_back}{broken}")
+            sys.exit(1 if site.errors else 0)
         if reason:
             raise click.ClickException(f"{reason}. Nothing was generated ({len(todo)} image(s) to do)")
         started = time.monotonic()
         failed: list[str] = []
+        untried: list[str] = []
         counts = {"generated": 0, "cached": 0}
         futures = {engine.submit(image.occurrences[0], force=force): image for image in todo}
         for image in todo:
@@ -279,22 +286,30 @@ def generate(
         for outcome, image in _progress(futures):
             if outcome.status in counts:
                 counts[outcome.status] += 1
+            elif outcome.untried:
+                untried.append(outcome.error or f"{image.where}: not tried")
             else:
                 failed.append(outcome.error or f"{image.where}: failed")
         spent = engine.stats.cost if engine.stats.cost_known else None
     for message in failed:
         click.echo(f"failed   {message}", err=True)
-    _echo_skipped(skipped)
+    for message in untried:
+        click.echo(f"untried  {message}", err=True)
+    _echo_held(held, max_new_images)
+    not_tried = f", {len(untried)} not tried" if untried else ""
     click.echo(
-        f"{counts['generated']} generated, {counts['cached']} already cached, {len(failed)} failed{left}"
-        f"{broken} in {time.monotonic() - started:.1f} s, {_estimated(spent)}"
+        f"{counts['generated']} generated, {counts['cached']} already cached, {len(failed)} failed"
+        f"{not_tried}{held_back}{broken} in {time.monotonic() - started:.1f} s, {_estimated(spent)}"
     )
-    sys.exit(1 if failed or site.errors else 0)
+    sys.exit(1 if failed or untried or site.errors else 0)
 
 
-def _echo_skipped(skipped: list[Image]) -> None:
-    for image in skipped:
-        click.echo(f"skipped  {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
+def _echo_held(held: list[Image], cap: int | None) -> None:
+    for image in held:
+        click.echo(
+            f"held back {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}  "
+            f"(max_new_images {cap}; --max-new-images N to go further)"
+        )
 
 
 def _interactive() -> bool:
@@ -302,21 +317,61 @@ def _interactive() -> bool:
 
 
 def _progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
-    """Outcomes as they finish: a progress bar on a terminal, plain lines otherwise (CI logs)."""
+    """Outcomes as they finish: a live line on a terminal, one plain line per image otherwise.
+
+    Both tell done of total, failures so far, the cost so far and the time left, so a long run in
+    a CI log says as much as one on a terminal.
+    """
     import concurrent.futures
 
     pending = concurrent.futures.as_completed(futures)
     total = len(futures)
+    started = time.monotonic()
+    failures = 0
+    cost: float | None = 0.0  # of the images reported so far, so every line adds up
+
+    def count(outcome: Any) -> None:
+        nonlocal failures, cost
+        failures += outcome.status == "failed"
+        if outcome.status == "generated" and cost is not None:
+            spent = outcome.entry.meta.get("cost") if outcome.entry is not None else None
+            cost = cost + spent if isinstance(spent, (int, float)) else None
+
+    def tally(done: int) -> str:
+        spent = "cost unknown" if cost is None else f"{pricing.format_cost(cost)} so far"
+        left = ""
+        if 0 < done < total:
+            left = f", about {_duration((time.monotonic() - started) / done * (total - done))} left"
+        return f"{failures} failed, {spent}{left}"
+
     if _interactive():
-        with click.progressbar(length=total, label="Generating images", show_pos=True) as bar:
-            for future in pending:
-                bar.update(1)
-                yield future.result(), futures[future]
+        with click.progressbar(
+            length=total,
+            label="Generating images",
+            show_pos=True,
+            show_eta=False,
+            item_show_func=lambda done: tally(done) if done is not None else None,
+        ) as bar:
+            for n, future in enumerate(pending, 1):
+                outcome = future.result()
+                count(outcome)
+                bar.update(1, n)
+                yield outcome, futures[future]
         return
     for n, future in enumerate(pending, 1):
         outcome, image = future.result(), futures[future]
-        click.echo(f"[{n}/{total}] {outcome.status:9} {image.key[:12]}  {image.where}")
+        count(outcome)
+        status = "untried" if outcome.untried else outcome.status
+        click.echo(f"[{n}/{total}] {status:9} {image.key[:12]}  {image.where}  ({tally(n)})")
         yield outcome, image
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @main.command(short_help="Exit 1 when any directive is missing, stale or broken (the CI gate).")
@@ -362,20 +417,47 @@ def prune(config_file: str | None, dry_run: bool) -> None:
     site = load_site(config_file, drafts=True)
     for occurrence in site.errors:
         click.echo(f"error    {occurrence.where}: {occurrence.error}", err=True)
-    if site.errors and not dry_run:
+    if site.errors:
         # The image a broken directive used has no key now; fixing the directive would need it again.
+        would = "prune would refuse: " if dry_run else ""
         raise click.ClickException(
-            f"{len(site.errors)} broken directive(s): fix them first, so that the images they use are kept"
+            f"{would}{len(site.errors)} broken directive(s): "
+            "fix them first, so that the images they use are kept"
         )
     used = {o.spec.key for o in site.occurrences if o.spec is not None}
+    verb = "would remove" if dry_run else "removed"
     with open_cache(site) as cache:
         orphans: dict[str, int] = {}
-        for key, _fallback, meta in cache.entries():
-            if key not in used:
-                orphans[key] = orphans.get(key, 0) + int(meta.get("bytes", 0))
+        lines: list[str] = []
+        for key, fallback, meta in sorted(cache.entries(), key=lambda e: (_text(e[2].get("created")), e[0])):
+            if key in used:
+                continue
+            size = _int(meta.get("bytes"))
+            orphans[key] = orphans.get(key, 0) + size
+            lines.append(_orphan_line(verb, key, fallback, meta, size))
         freed = sum(orphans.values()) if dry_run else sum(cache.delete(key) for key in orphans)
-    verb = "would remove" if dry_run else "removed"
+    for line in lines:
+        click.echo(line)
     click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({_human(freed)})")
+
+
+def _orphan_line(verb: str, key: str, fallback: bool, meta: dict[str, Any], size: int) -> str:
+    """One cache entry as prune lists it; the metadata is read back from disk, so never trusted."""
+    width, height = _int(meta.get("width")), _int(meta.get("height"))
+    dims = f"{width}x{height}" if width and height else "?x?"
+    created = _text(meta.get("created"))[:20] or "date unknown"
+    kind = "placeholder " if fallback else ""
+    words = "".join(ch for ch in _text(meta.get("prompt")) if ch.isprintable() or ch.isspace()).split()
+    prompt = _clip(" ".join(words) or "(no prompt recorded)")
+    return f"{verb:12} {key}  {kind}{dims}  {_human(size)}  {created}  {prompt}"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 @main.command(short_help="Write a self-contained HTML page showing every image.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from markdown import Markdown
 from mkdocs.structure.files import File
 from mkdocs.utils import meta as mkdocs_meta
 
-from . import render
+from . import pricing, render
 from .extension import Conversion, Found, Rendered
 from .locate import Locator, Snippets
 from .logs import log
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .cache import Entry, ImageCache
     from .engine import Engine, Outcome
 
+PROGRESS_EVERY = 4.0  # seconds between "waiting for images" lines of a build
 REF_SCHEME = "imagegen-ref:"
 REF_RE = re.compile(REF_SCHEME + r"([0-9a-f]{32})\.(?:png|webp|jpg)")
 
@@ -199,6 +201,7 @@ class Images:
         self.pending: dict[str, Occurrence] = {}  # keys the engine has
         self.filenames: dict[str, str] = {}
         self.errors = 0
+        self._next_progress = 0.0  # when a build still waiting on images says so next
 
     def submit(self, occurrence: Occurrence) -> None:
         spec = occurrence.spec
@@ -218,6 +221,7 @@ class Images:
             self.pending[key] = occurrence
         if self.engine is None:
             self.engine = self._open_engine()
+            self._next_progress = time.monotonic() + PROGRESS_EVERY
         self.engine.submit(occurrence)
 
     def used(self) -> list[str]:
@@ -232,13 +236,37 @@ class Images:
     def outcome(self, key: str) -> Outcome | None:
         if key not in self.pending or self.engine is None:
             return None
-        return self.engine.outcome(key)
+        return self._await(self.engine, key)
 
     def wait(self) -> dict[str, Outcome]:
-        return self.engine.wait() if self.engine is not None else {}
+        if self.engine is None:
+            return {}
+        for key in list(self.pending):  # one by one, so that a long wait says how it goes
+            self._await(self.engine, key)
+        return self.engine.wait()
+
+    def _await(self, engine: Engine, key: str) -> Outcome:
+        """A build waiting on generation logs a progress line every few seconds, not silence."""
+        while True:
+            try:
+                return engine.outcome(key, timeout=max(0.0, self._next_progress - time.monotonic()))
+            except TimeoutError:
+                if time.monotonic() >= self._next_progress:
+                    log.info(progress_line(engine))
+                    self._next_progress = time.monotonic() + PROGRESS_EVERY
 
     def close(self) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.close()
         self.cache.close()
+
+
+def progress_line(engine: Engine) -> str:
+    done, total = len(engine.done_outcomes()), engine.stats.in_use
+    s = engine.stats
+    failed = s.failed + s.fallback - engine.guard.held_back()
+    cost = ""
+    if engine.provider.paid:
+        cost = f", {pricing.format_cost(s.cost)} so far" if s.cost_known else ", cost unknown"
+    return f"waiting for images: {done} of {total} done, {failed} failed{cost}"

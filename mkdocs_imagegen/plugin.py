@@ -136,7 +136,10 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         s = engine.stats if engine is not None else None
         cached = len(images.cached) + (s.cached if s else 0)
         generated = s.generated if s else 0
-        failed = (s.failed + s.fallback if s else 0) + images.errors
+        # Placeholders held back by the spending cap are shown by choice: not failures.
+        held = engine.guard.held_back() if engine is not None else 0
+        failed = (s.failed + s.fallback if s else 0) - held + images.errors
+        held_back = f", {held} held back by max_new_images" if held else ""
         cost = ""
         if engine is not None and s is not None and engine.provider.paid:
             cost = f", estimated cost {pricing.format_cost(s.cost)}" if s.cost_known else ", cost unknown"
@@ -144,7 +147,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         seconds = s.seconds if s else 0.0
         log.info(
             f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache, {generated} generated, "
-            f"{failed} failed, in {seconds:.1f} s{cost}"
+            f"{failed} failed{held_back}, in {seconds:.1f} s{cost}"
         )
         self._close()
 

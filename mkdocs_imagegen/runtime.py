@@ -57,6 +57,7 @@ def open_engine(
     frozen: bool,
     on_error: str | None = None,
     uncapped: bool = False,
+    keep_going: bool = False,
 ) -> Engine:
     """The cache, provider and engine of one build or one CLI run, from the plugin's options.
 
@@ -75,4 +76,5 @@ def open_engine(
         max_new_images=None if uncapped else plugin_config.max_new_images,
         max_retries=plugin_config.max_retries,
         frozen=frozen,
+        keep_going=keep_going,
     )

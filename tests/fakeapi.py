@@ -607,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle_image(self, record: RecordedRequest, endpoint: str, parse_error: _BadRequest | None) -> None:
         api = self.server.api
         with api._in_flight_counter():
-            behaviour = api._next_behaviour()
+            behaviour = api._next_behaviour(record)
             record.behaviour = behaviour.name
             if behaviour.name == "hang":
                 api._stopping.wait(max(0.0, behaviour.seconds))
@@ -903,6 +903,7 @@ class FakeImageAPI:
         self.port = 0
         self._lock = threading.Lock()
         self._queue: deque[Behaviour] = deque()
+        self._by_prompt: dict[str, deque[Behaviour]] = {}
         self._files: dict[str, tuple[Any, ...]] = {}
         self._file_ids = itertools.count(1)
         self._connections: dict[socket.socket, threading.Thread] = {}
@@ -976,6 +977,15 @@ class FakeImageAPI:
         with self._lock:
             self._queue.extend(items)
 
+    def enqueue_for(self, prompt: str, *behaviours: str | Behaviour) -> None:
+        """Script the next answers to requests whose prompt is exactly `prompt` (before the FIFO).
+
+        Concurrent clients send requests in no fixed order; this ties an answer to an image.
+        """
+        items = [b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours]
+        with self._lock:
+            self._by_prompt.setdefault(prompt, deque()).extend(items)
+
     @property
     def pending(self) -> list[Behaviour]:
         """Behaviours enqueued but not used yet."""
@@ -992,8 +1002,12 @@ class FakeImageAPI:
 
     # -- internals used by the handler -----------------------------------------------
 
-    def _next_behaviour(self) -> Behaviour:
+    def _next_behaviour(self, record: RecordedRequest | None = None) -> Behaviour:
+        prompt = record.params.get("prompt") if record is not None else None
         with self._lock:
+            by_prompt = self._by_prompt.get(prompt) if isinstance(prompt, str) else None
+            if by_prompt:
+                return by_prompt.popleft()
             if self._queue:
                 return self._queue.popleft()
         return Behaviour("url" if self.mode == "url" else "ok")

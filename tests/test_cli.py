@@ -422,7 +422,7 @@ def test_broken_directive_makes_generate_and_check_fail(tmp_path: Path) -> None:
     assert check.exit_code == 1 and "error    index.md:5: size" in check.output
     assert "fix the broken directives" in check.output
     dry = run(tmp_path, "generate", "--dry-run")
-    assert dry.exit_code == 0 and "would generate 0 image(s)" in dry.output
+    assert dry.exit_code == 1 and "would generate 0 image(s)" in dry.output  # as the real run
 
 
 def test_max_new_images_leaves_the_rest_for_later(
@@ -434,7 +434,7 @@ def test_max_new_images_leaves_the_rest_for_later(
     capped = run(tmp_path, "generate")
     assert capped.exit_code == 0, capped.output
     assert len(fake_api.generation_requests()) == 1
-    assert "1 generated, 0 already cached, 0 failed, 2 left for later (--max-new-images 1)" in capped.output
+    assert "1 generated, 0 already cached, 0 failed, 2 held back by max_new_images (1)" in capped.output
     assert [s for *_, s in states(tmp_path)] == ["cached", "missing", "missing"]
     # Asked explicitly, it goes further.
     result = run(tmp_path, "generate", "--max-new-images", "2")
@@ -511,8 +511,8 @@ def test_prune_refuses_while_a_directive_is_broken(tmp_path: Path) -> None:
     before = cache_keys(tmp_path)
     index = tmp_path / "docs" / "index.md"
     index.write_text(index.read_text().replace("prompt: precious", "prompt: precious\nsise: 10x10"))
-    dry = run(tmp_path, "prune", "--dry-run")
-    assert dry.exit_code == 0 and "would remove 1 unused image(s)" in dry.output
+    dry = run(tmp_path, "prune", "--dry-run")  # the same decision as the real run
+    assert dry.exit_code == 1 and "prune would refuse: 1 broken directive(s)" in dry.stderr
     refused = run(tmp_path, "prune")
     assert refused.exit_code == 1
     assert "error    index.md:3: unknown key 'sise'; did you mean 'size'?" in refused.stderr

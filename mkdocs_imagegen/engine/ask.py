@@ -20,6 +20,7 @@ class Brake:
 
     halted: bool = False  # on_error: fail, and an image failed: spend nothing more
     disabled: str | None = None  # the provider refused our key: no other request would fare better
+    reason: str | None = None  # why images were not tried, told to each when the run keeps going
 
     @property
     def engaged(self) -> bool:

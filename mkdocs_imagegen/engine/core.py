@@ -35,6 +35,18 @@ from .retry import RetryPolicy
 from .spending import SpendingGuard
 from .tiers import Tier, Tiers
 
+# API error codes after which no other request of the run could succeed (OpenAI's, Lumenfall's).
+STOP_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "account_deactivated",
+        "AUTHENTICATION_FAILED",
+        "INSUFFICIENT_BALANCE",
+    }
+)
+
 FROZEN = (
     "image not in the cache and frozen mode forbids generating it. Run `mkdocs-imagegen generate` "
     "(with the API key) and keep the cache, or turn frozen off"
@@ -53,6 +65,7 @@ class Engine:
         max_new_images: int | None = 50,
         max_retries: int = 3,
         frozen: bool = False,
+        keep_going: bool = False,
         backoff: float = 0.5,
         tiers: Sequence[Tier] = (),
         logger: logging.LoggerAdapter[Any] | logging.Logger | None = None,
@@ -74,6 +87,7 @@ class Engine:
         )
         self.fallback = Fallback(
             on_error=on_error,
+            keep_going=keep_going,
             tiers=self.tiers,
             renderer=placeholder,
             provider=provider,
@@ -145,7 +159,7 @@ class Engine:
 
     async def _produce(self, job: Job) -> Outcome:
         if self.brake.halted:
-            return Outcome(job.key, "failed")
+            return self.fallback.untried(job)
         claim, entry = await self.tiers.claim(job.key, force=job.force)
         try:
             if entry is not None:
@@ -169,11 +183,11 @@ class Engine:
         except Stopped:
             if self.brake.disabled:
                 return await self.fallback.unavailable(job, self.brake.disabled)
-            return Outcome(job.key, "failed")
+            return self.fallback.untried(job)
         except ProviderError as exc:
             if exc.status is not None and self.provider.paid:
                 self.guard.refund()  # the API answered with an error: nothing was billed
-            if exc.status == 401 or exc.code in ("invalid_api_key", "insufficient_quota"):
+            if exc.status in (401, 402) or exc.code in STOP_CODES:
                 self.brake.disabled = self.provider.scrub(exc.message)
             return await self.fallback.failed(job, exc.message)
         except imaging.ImageError as exc:

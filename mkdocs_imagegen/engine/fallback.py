@@ -25,6 +25,7 @@ class Fallback:
         self,
         *,
         on_error: str,
+        keep_going: bool = False,
         tiers: Tiers,
         renderer: Renderer,
         provider: Provider,
@@ -32,6 +33,10 @@ class Fallback:
         log: logging.LoggerAdapter[Any] | logging.Logger,
     ) -> None:
         self.on_error = on_error
+        # With on_error "fail": False stops everything at the first failure (a build that must
+        # fail spends nothing more); True fails that image only, and stops early only when no
+        # later request could succeed (a rejected key, no credit), as `mkdocs-imagegen generate` does.
+        self.keep_going = keep_going
         self.tiers = tiers
         self.renderer = renderer
         self.provider = provider
@@ -46,6 +51,9 @@ class Fallback:
             first, self._announced = not self._announced, True
         if self.on_error == "fail":
             self.brake.halted = True
+            if self.keep_going:
+                self.brake.reason = self.brake.reason or self.provider.scrub(reason)
+                return self.untried(job)
             return Outcome(job.key, "failed", error=f"{job.where}: {reason}" if first else None)
         if first:
             self.log.warning(f"{reason}. Images that are not cached get placeholders in this build")
@@ -54,10 +62,16 @@ class Fallback:
     async def failed(self, job: Job, message: str) -> Outcome:
         text = self.provider.scrub(f"{job.where}: {message}")
         if self.on_error == "fail":
-            self.brake.halted = True
+            self.brake.halted = self.brake.halted or not self.keep_going
             return Outcome(job.key, "failed", error=text)
         self.log.warning(f"{text}; a placeholder is shown instead")
         return await self.placeholder(job, self.provider.scrub(message))
+
+    def untried(self, job: Job) -> Outcome:
+        """A job the brake stopped before it asked; says why when the run keeps going."""
+        reason = self.brake.reason
+        error = f"{job.where}: not tried: {reason}" if reason and self.keep_going else None
+        return Outcome(job.key, "failed", error=error, untried=True)
 
     async def placeholder(self, job: Job, reason: str) -> Outcome:
         """A placeholder for a key that has no real image; kept apart from real images."""

@@ -22,6 +22,7 @@ class Outcome:
     entry: Entry | None = None
     error: str | None = None  # what went wrong, already naming page and line
     fatal: bool = False  # the build must fail whatever on_error says (frozen mode, broken cache)
+    untried: bool = False  # never asked for: an earlier answer made every request pointless
 
 
 @dataclass

@@ -36,6 +36,10 @@ class SpendingGuard:
         with self._lock:
             self.reserved -= 1
 
+    def held_back(self) -> int:
+        """Images the caps turned away: placeholders by choice, not failures."""
+        return sum(self.refused.values())
+
     def report(self) -> str | None:
         """What the guard held back, and how to lift it; None when it held nothing back."""
         skipped = self.refused[CAP_IMAGES]

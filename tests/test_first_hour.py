@@ -1,0 +1,263 @@
+"""What a new user meets in their first hour, through the real `mkdocs-imagegen` command and builds.
+
+Every command here is the installed `mkdocs-imagegen` script in a subprocess, against the fake
+image API on loopback; every build is a real `mkdocs build`.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_mkdocs, write_site
+from fakeapi import Behaviour, FakeImageAPI
+
+from mkdocs_imagegen.cache import ImageCache
+
+KEY = "sk-test-first-hour-4f1c9a7e2b6d8c0e"
+SCRIPT = Path(sys.executable).parent / "mkdocs-imagegen"
+
+
+def command_env(key: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IMAGEGEN_FROZEN")}
+    if key:
+        env["OPENAI_API_KEY"] = KEY
+    return env
+
+
+def imagegen(root: Path, *args: str, key: bool = True) -> subprocess.CompletedProcess[str]:
+    """The real `mkdocs-imagegen COMMAND -f ROOT/mkdocs.yml ARGS`, as a user runs it."""
+    command, *rest = args
+    proc = subprocess.run(
+        [str(SCRIPT), command, "-f", str(root / "mkdocs.yml"), *rest],
+        capture_output=True,
+        text=True,
+        env=command_env(key),
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert KEY not in proc.stdout + proc.stderr
+    return proc
+
+
+def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
+    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, "max_retries": 0, **plugin}
+    return write_site(root, pages, plugin=options)
+
+
+def prompts_page(*prompts: str) -> dict[str, str]:
+    return {"index.md": "# Home\n\n" + "".join(f"![{p}](imagegen:{p})\n\n" for p in prompts)}
+
+
+def line_of(page: str, prompt: str) -> int:
+    return next(n for n, text in enumerate(page.splitlines(), 1) if prompt in text)
+
+
+# -- generate tries every image -----------------------------------------------------------------------
+
+
+def test_generate_tries_every_image_and_names_each_failure(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    prompts = ("a fine cat", "a refused cat", "a flaky cat", "a broken cat", "a last cat")
+    pages = prompts_page(*prompts)
+    openai_site(tmp_path, fake_api, pages, max_retries=1)
+    fake_api.enqueue_for("a refused cat", "moderation")
+    fake_api.enqueue_for("a flaky cat", "500", "500")
+    fake_api.enqueue_for("a broken cat", "not_image")
+    result = imagegen(tmp_path, "generate")
+    assert result.returncode == 1, result.stdout + result.stderr
+    # Every image was asked for (the 5xx one twice: one retry), not only the first two.
+    asked = sorted(r.json["prompt"] for r in fake_api.generation_requests())
+    assert asked == sorted([*prompts, "a flaky cat"])
+    page = pages["index.md"]
+    reasons = {
+        "a refused cat": "safety system",
+        "a flaky cat": "gave up after 2 attempts",
+        "a broken cat": "not an acceptable image",
+    }
+    for prompt, reason in reasons.items():
+        where = f"index.md:{line_of(page, prompt)}"
+        assert re.search(rf"^failed\s+{where}: .*{reason}", result.stderr, re.M), result.stderr
+    assert "2 generated, 0 already cached, 3 failed" in result.stdout
+    assert "not tried" not in result.stdout + result.stderr
+    # The failures were not cached; the next run asks for those three only.
+    again = imagegen(tmp_path, "generate")
+    assert again.returncode == 0, again.stderr
+    assert "3 generated, 0 already cached, 0 failed" in again.stdout
+    assert sorted(r.json["prompt"] for r in fake_api.generation_requests()[6:]) == sorted(reasons)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "why"),
+    [
+        (Behaviour("401"), "the API rejected the key"),
+        (
+            Behaviour("error", status=429, code="insufficient_quota", message="You exceeded your quota."),
+            "quota",
+        ),
+    ],
+)
+def test_a_rejected_key_or_no_credit_stops_early_and_says_why(
+    tmp_path: Path, fake_api: FakeImageAPI, behaviour: Behaviour, why: str
+) -> None:
+    prompts = ("first dog", "second dog", "third dog", "fourth dog")
+    pages = prompts_page(*prompts)
+    # One request at a time, so that nothing else is in flight when the refusal arrives.
+    openai_site(tmp_path, fake_api, pages, concurrency=1)
+    fake_api.enqueue("ok", behaviour)
+    result = imagegen(tmp_path, "generate")
+    assert result.returncode == 1
+    assert len(fake_api.generation_requests()) == 2  # nothing more was sent
+    page = pages["index.md"]
+    first, second = fake_api.generation_requests()
+    assert re.search(
+        rf"^failed\s+index.md:{line_of(page, second.json['prompt'])}: .*{why}", result.stderr, re.M
+    )
+    for prompt in set(prompts) - {first.json["prompt"], second.json["prompt"]}:
+        where = f"index.md:{line_of(page, prompt)}"
+        assert re.search(rf"^untried\s+{where}: not tried: .*{why}", result.stderr, re.M), result.stderr
+    assert "1 generated, 0 already cached, 1 failed, 2 not tried" in result.stdout
+
+
+# -- dry runs agree with real runs --------------------------------------------------------------------
+
+
+def test_generate_dry_run_exits_as_the_real_run_does(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    pages = {"index.md": "# Home\n\n![a](imagegen:a dry cat)\n\n```imagegen\nprompt: x\nsize: big\n```\n"}
+    openai_site(tmp_path, fake_api, pages)
+    # No key: both refuse; the dry run still shows what it would do and what it would cost.
+    dry, real = (
+        imagegen(tmp_path, "generate", "--dry-run", key=False),
+        imagegen(tmp_path, "generate", key=False),
+    )
+    assert dry.returncode == real.returncode == 1
+    assert "would generate 1 image(s), estimated cost $0.036, 1 broken directive(s)" in dry.stdout
+    assert "no API key" in dry.stderr and "no API key" in real.stderr
+    assert fake_api.requests == []
+    # A broken directive: the real run generates the rest and exits 1, and so does the dry run.
+    dry, real = imagegen(tmp_path, "generate", "--dry-run"), imagegen(tmp_path, "generate")
+    assert dry.returncode == real.returncode == 1
+    assert re.search(r"^error\s+index.md:5: size", dry.stderr, re.M)
+    assert "1 generated" in real.stdout and len(fake_api.generation_requests()) == 1
+    # Fixed: both exit 0.
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\n![a](imagegen:a dry cat)\n")
+    dry, real = imagegen(tmp_path, "generate", "--dry-run"), imagegen(tmp_path, "generate")
+    assert dry.returncode == real.returncode == 0, dry.stderr + real.stderr
+
+
+def test_prune_and_its_dry_run_agree_and_list_what_they_remove(tmp_path: Path) -> None:
+    pages = {"index.md": "# Home\n\n![a](imagegen:kept lamp)\n\n![b](imagegen:an old unused lamp)\n"}
+    write_site(tmp_path, pages)
+    assert imagegen(tmp_path, "generate").returncode == 0
+    (tmp_path / "docs" / "index.md").write_text(
+        "# Home\n\n![a](imagegen:kept lamp)\n\n```imagegen\nsize: 1x\n```\n"
+    )
+    # Broken directive: both refuse, with the same message and exit code, and remove nothing.
+    dry, real = imagegen(tmp_path, "prune", "--dry-run"), imagegen(tmp_path, "prune")
+    assert dry.returncode == real.returncode == 1
+    for proc in (dry, real):
+        assert "1 broken directive(s): fix them first" in proc.stderr
+    with ImageCache(str(tmp_path / ".cache/plugin/imagegen")) as cache:
+        entries = {key: meta for key, _fb, meta in cache.entries()}
+    assert len(entries) == 2
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\n![a](imagegen:kept lamp)\n")
+    orphan = next(key for key, meta in entries.items() if meta["prompt"] == "an old unused lamp")
+    meta = entries[orphan]
+    listed = rf"{orphan}  1024x1024  [\d.]+ kB  {meta['created'][:10]}\S*  an old unused lamp$"
+    dry = imagegen(tmp_path, "prune", "--dry-run")
+    assert dry.returncode == 0
+    assert re.search(rf"^would remove {listed}", dry.stdout, re.M), dry.stdout
+    assert "would remove 1 unused image(s)" in dry.stdout and "kept lamp" not in dry.stdout
+    real = imagegen(tmp_path, "prune")
+    assert real.returncode == 0
+    assert re.search(rf"^removed\s+{listed}", real.stdout, re.M), real.stdout
+    assert "removed 1 unused image(s)" in real.stdout
+
+
+# -- progress -----------------------------------------------------------------------------------------
+
+
+def test_generate_progress_lines_in_a_log(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    openai_site(tmp_path, fake_api, prompts_page("log one", "log two", "log three"))
+    fake_api.enqueue_for("log two", "moderation")
+    result = imagegen(tmp_path, "generate")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 3
+    generated = failed = 0
+    for n, text in enumerate(lines, 1):
+        row = re.match(
+            r"\[(\d)/3\] (generated|failed) +[0-9a-f]{12}  index.md:\d+  "
+            r"\((\d) failed, \$(\S+) so far(, about \d+ s left)?\)$",
+            text,
+        )
+        assert row, text
+        generated += row[2] == "generated"
+        failed += row[2] == "failed"
+        assert (int(row[1]), int(row[3]), row[4]) == (n, failed, f"{0.036 * generated:.3f}")
+        assert bool(row[5]) == (n < 3)  # the time left, until the end
+    assert (generated, failed) == (2, 1)
+
+
+def test_generate_progress_on_a_terminal(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    openai_site(tmp_path, fake_api, prompts_page("tty one", "tty two"))
+    fake_api.enqueue_for("tty one", "moderation")
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [str(SCRIPT), "generate", "-f", str(tmp_path / "mkdocs.yml")],
+        stdout=child,
+        stderr=child,
+        stdin=subprocess.DEVNULL,
+        env={**command_env(True), "COLUMNS": "160"},
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=60) == 1
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "Generating images" in screen and "[1/2]" not in screen
+    assert re.search(r"2/2.*1 failed, \$0\.036 so far", screen), screen
+    assert "1 generated, 0 already cached, 1 failed" in screen
+
+
+def test_a_build_waiting_on_generation_says_so(tmp_path: Path) -> None:
+    with FakeImageAPI(latency=6.0) as api:
+        openai_site(tmp_path, api, prompts_page("slow owl"))
+        result = run_mkdocs(tmp_path, env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 0, result.output
+    waiting = r"INFO\s+-\s+mkdocs_imagegen: waiting for images: 0 of 1 done, 0 failed, \$0\.000 so far"
+    assert re.search(waiting, result.output), result.output
+
+
+# -- capped is not failed -----------------------------------------------------------------------------
+
+
+def test_held_back_by_max_new_images_is_not_failed(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    prompts = [f"capped owl {n}" for n in range(6)]
+    openai_site(tmp_path, fake_api, prompts_page(*prompts), max_new_images=2)
+    built = run_mkdocs(tmp_path, env={"OPENAI_API_KEY": KEY})
+    assert built.returncode == 0, built.output
+    assert (
+        "6 images in use: 0 from cache, 2 generated, 0 failed, 4 held back by max_new_images" in built.output
+    )
+    fake_api.enqueue("moderation")  # the first of the three asked for
+    generated = imagegen(tmp_path, "generate", "--max-new-images", "3")
+    assert generated.returncode == 1
+    assert "2 generated, 0 already cached, 1 failed, 1 held back by max_new_images (3)" in generated.stdout
+    assert re.search(r"^held back [0-9a-f]{12}  index.md:\d+  capped owl \d", generated.stdout, re.M)
