@@ -5,6 +5,7 @@ A wrong value becomes MkDocs's usual "Config value 'plugins': ..." error before 
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +91,24 @@ class SitePath(c.Type[str]):
         return text
 
 
+class BaseUrl(c.Type[str]):
+    """The API's address, checked now: a typo here would otherwise cost three retries per image."""
+
+    def __init__(self, default: str | None = None) -> None:
+        super().__init__(str, default=default)
+
+    def run_validation(self, value: object) -> str:
+        text = super().run_validation(value).strip()
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            fix = f"https://{text.lstrip('/')}" if "://" not in text else "https://api.openai.com/v1"
+            raise base.ValidationError(
+                f"base_url must start with https:// (or http://) and name a host, not {text!r}; "
+                f"for example base_url: {fix}"
+            )
+        return text
+
+
 class ImagegenConfig(base.Config):
     enabled = c.Type(bool, default=True)
     provider = c.Choice(("placeholder", "openai"), default="placeholder")
@@ -107,9 +126,33 @@ class ImagegenConfig(base.Config):
     on_error = c.Choice(("placeholder", "fail"), default="placeholder")
     frozen = c.Type(bool, default=False)
     # The OpenAI-compatible provider.
-    base_url = c.Type(str, default="https://api.openai.com/v1")
+    base_url = BaseUrl(default="https://api.openai.com/v1")
     api_key_env = c.Type(str, default="OPENAI_API_KEY")
     timeout = PositiveFloat(120.0)
     max_retries = PositiveInt(3, minimum=0)
     extra_body = c.Type(dict, default={})
     max_new_images = PositiveInt(50, minimum=0)
+
+    def _validate(self) -> tuple[list[tuple[str, Exception]], list[tuple[str, str]]]:
+        """An unknown option is an error naming the nearest known one, not a warning lost in the log.
+
+        A misspelt `provder: openai` would otherwise build with placeholders, and a misspelt
+        `max_new_image` would leave the spending cap at its default, without a word.
+        """
+        failed, warnings = super()._validate()
+        known = dict(self._schema)
+        warnings = [(k, w) for k, w in warnings if not (k not in known and w.startswith("Unrecognised"))]
+        for key in sorted(set(self.keys()) - set(known)):
+            env = self.get("api_key_env") or "OPENAI_API_KEY"
+            failed.append((key, base.ValidationError(unknown_option_message(key, known, env))))
+        return failed, warnings
+
+
+def unknown_option_message(key: str, known: dict[str, Any], env: str) -> str:
+    if key.lower().replace("-", "_") in ("api_key", "apikey", "key", "openai_api_key", "token"):
+        return (
+            "never put an API key in mkdocs.yml (it would be committed and published). "
+            f"Remove it and pass the key through the environment: export {env}=... "
+            "before `mkdocs build`, or name another variable with api_key_env"
+        )
+    return options.unknown_key_message(key, known).replace("unknown key", "unknown option", 1)

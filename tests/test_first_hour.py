@@ -261,3 +261,46 @@ def test_held_back_by_max_new_images_is_not_failed(tmp_path: Path, fake_api: Fak
     assert generated.returncode == 1
     assert "2 generated, 0 already cached, 1 failed, 1 held back by max_new_images (3)" in generated.stdout
     assert re.search(r"^held back [0-9a-f]{12}  index.md:\d+  capped owl \d", generated.stdout, re.M)
+
+
+# -- config mistakes ----------------------------------------------------------------------------------
+
+
+def test_base_url_without_a_scheme_is_a_config_error_naming_the_fix(tmp_path: Path) -> None:
+    write_site(
+        tmp_path,
+        prompts_page("a lamp"),
+        plugin={"provider": "openai", "base_url": "api.lumenfall.ai/openai/v1"},
+    )
+    built = run_mkdocs(tmp_path, env={"OPENAI_API_KEY": KEY})
+    assert built.returncode == 1
+    assert "Aborted with a configuration error" in built.output
+    assert "option 'base_url': base_url must start with https://" in built.output
+    assert "for example base_url: https://api.lumenfall.ai/openai/v1" in built.output
+    assert "retry" not in built.output  # nothing was sent
+    status = imagegen(tmp_path, "status")
+    assert status.returncode == 1 and "base_url must start with https://" in status.stderr
+
+
+def test_misspelt_options_are_errors_with_a_suggestion(tmp_path: Path) -> None:
+    plugin = {"provder": "openai", "max_new_image": 5}
+    write_site(tmp_path, prompts_page("a lamp"), plugin=plugin)
+    built = run_mkdocs(tmp_path)
+    assert built.returncode == 1, built.output
+    assert "option 'provder': unknown option 'provder'; did you mean 'provider'?" in built.output
+    assert (
+        "option 'max_new_image': unknown option 'max_new_image'; did you mean 'max_new_images'?"
+        in built.output
+    )
+    assert "Unrecognised configuration name" not in built.output
+    assert not (tmp_path / "site" / "index.html").exists()
+
+
+def test_an_api_key_in_mkdocs_yml_says_to_use_the_environment(tmp_path: Path) -> None:
+    secret = "sk-in-the-yaml-9f8e7d6c5b4a"
+    write_site(tmp_path, prompts_page("a lamp"), plugin={"provider": "openai", "api_key": secret})
+    built = run_mkdocs(tmp_path)
+    assert built.returncode == 1
+    assert "option 'api_key': never put an API key in mkdocs.yml" in built.output
+    assert "export OPENAI_API_KEY=..." in built.output and "api_key_env" in built.output
+    assert secret not in built.output

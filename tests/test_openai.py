@@ -265,8 +265,9 @@ def test_spending_guard(tmp_path: Path, fake_api: FakeImageAPI) -> None:
     result = build(tmp_path)
     assert result.returncode == 0, result.output
     assert len(fake_api.generation_requests()) == 2
-    warning = [ln for ln in result.output.splitlines() if "max_new_images" in ln]
+    warning = [ln for ln in result.output.splitlines() if "WARNING" in ln and "max_new_images" in ln]
     assert len(warning) == 1 and "3 image(s)" in warning[0] and "Raise max_new_images" in warning[0]
+    assert "2 generated, 0 failed, 3 held back by max_new_images" in result.output
 
 
 def test_edit_sends_source_and_mask_and_keys_on_their_bytes(tmp_path: Path, fake_api: FakeImageAPI) -> None:
