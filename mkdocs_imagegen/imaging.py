@@ -384,21 +384,35 @@ def finalize(
     if not resized and info.format == fmt:
         return data, info
 
-    if resized:
-        work = _working_mode(img)
-        x0, y0, x1, y1 = _cover_box(work.size, target)
-        # Crop to whole pixels first: resize() alone would let LANCZOS sample the
-        # discarded margins and bleed them into the edges. The fractional remainder
-        # of the box keeps the centring exact.
-        bounds = (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
-        if bounds != (0, 0, work.width, work.height):
-            work = work.crop(bounds)
-        box = (x0 - bounds[0], y0 - bounds[1], x1 - bounds[0], y1 - bounds[1])
-        work = work.resize(target, Image.Resampling.LANCZOS, box=box)
-    else:
-        work = img
+    work = _cover_resize(_working_mode(img), target) if resized else img
     out = encode(work, fmt, quality=quality)
     return out, ImageInfo(fmt, target[0], target[1])
+
+
+def _cover_resize(work: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """A centred cover-crop to the target's aspect ratio, then a LANCZOS resize."""
+    x0, y0, x1, y1 = _cover_box(work.size, target)
+    # Crop to whole pixels first: resize() alone would let LANCZOS sample the
+    # discarded margins and bleed them into the edges. The fractional remainder
+    # of the box keeps the centring exact.
+    bounds = (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
+    if bounds != (0, 0, work.width, work.height):
+        work = work.crop(bounds)
+    box = (x0 - bounds[0], y0 - bounds[1], x1 - bounds[0], y1 - bounds[1])
+    return work.resize(target, Image.Resampling.LANCZOS, box=box)
+
+
+def cover(data: bytes, width: int, height: int) -> Image.Image:
+    """``data`` verified, decoded and cover-cropped to exactly ``width`` x ``height``, in RGB.
+
+    For drawing over (an edit's placeholder shows its source image), never for storing as is.
+    """
+    img, info = _load(data)
+    work = _working_mode(img)
+    work = _flatten_on_white(work) if "A" in work.mode else work.convert("RGB")
+    if (info.width, info.height) != (width, height):
+        work = _cover_resize(work, (width, height))
+    return work
 
 
 def thumbnail(data: bytes, max_side: int = 320) -> tuple[bytes, str]:

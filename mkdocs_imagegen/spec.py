@@ -243,7 +243,13 @@ def _build(
         raise OptionError("the imagegen block has no 'prompt': add 'prompt: <what the image shows>'")
     merged = {**settings.defaults, **page.defaults, **values}
     user_prompt = merged["prompt"]
-    prompt = _apply_template(merged.get("prompt_template"), user_prompt, page)
+    template = merged.get("prompt_template")
+    if "source" in merged and "prompt_template" not in values:
+        # An edit's prompt is an instruction ("make the circle yellow"), not a picture to style:
+        # the site's and the page's template (", flat vector illustration") would garble it. A
+        # template written on the edit itself is applied.
+        template = None
+    prompt = _apply_template(template, user_prompt, page)
 
     inputs: list[tuple[str, str]] = []
     paths: dict[str, str] = {}
@@ -301,13 +307,18 @@ def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tu
     """Find a `source:`/`mask:` file inside docs_dir and hash it; never read outside docs_dir."""
     if not value.strip():
         raise OptionError(f"{role} is empty: give a path relative to the page or to docs_dir")
-    if os.path.isabs(value) or value.startswith(("/", "\\")) or ":" in value.split("/")[0]:
-        raise OptionError(
-            f"{role} '{value}' is an absolute path: use a path relative to the page or to docs_dir"
-        )
     docs = os.path.realpath(settings.docs_dir)
-    page_dir = os.path.dirname(os.path.join(docs, page.src_uri))
-    candidates = [os.path.join(page_dir, value), os.path.join(docs, value)]
+    if value.startswith("/") and not value.startswith("//"):
+        # Like MkDocs's `absolute_links: relative_to_docs`: '/img/a.png' is docs_dir/img/a.png.
+        candidates = [os.path.join(docs, value.lstrip("/"))]
+    elif os.path.isabs(value) or value.startswith("\\") or ":" in value.split("/")[0]:
+        raise OptionError(
+            f"{role} '{value}' is an absolute path: use a path relative to the page, or one that "
+            "starts with / for docs_dir"
+        )
+    else:
+        page_dir = os.path.dirname(os.path.join(docs, page.src_uri))
+        candidates = [os.path.join(page_dir, value), os.path.join(docs, value)]
     for candidate in candidates:
         real = os.path.realpath(candidate)
         if os.path.commonpath([docs, real]) != docs:
@@ -321,6 +332,10 @@ def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tu
             with open(real, "rb") as fh:
                 digest = hashlib.sha256(fh.read()).hexdigest()
             return real, digest
+    if value.startswith("/"):
+        raise OptionError(
+            f"{role} '{value}' not found in docs_dir (a path that starts with / is in docs_dir)"
+        )
     raise OptionError(f"{role} '{value}' not found next to the page or in docs_dir")
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .imaging import MAX_PIXELS, MAX_SIDE, encode, normalize_format
+from .imaging import MAX_PIXELS, MAX_SIDE, cover, encode, normalize_format
 
 __all__ = ["render"]
 
@@ -266,12 +266,13 @@ def _palette(
     return tuple(palette), None
 
 
-def _draw_frame(draw: ImageDraw.ImageDraw, width: int, height: int, error: bool) -> None:
+def _draw_frame(draw: ImageDraw.ImageDraw, width: int, height: int, error: bool, cross: bool = True) -> None:
     """Diagonal cross plus dashed border: the universal "image goes here" wireframe."""
     short = min(width, height)
     line = max(1, round(short / 512))
-    draw.line([(0, 0), (width - 1, height - 1)], fill=_LINE, width=line)
-    draw.line([(0, height - 1), (width - 1, 0)], fill=_LINE, width=line)
+    if cross:
+        draw.line([(0, 0), (width - 1, height - 1)], fill=_LINE, width=line)
+        draw.line([(0, height - 1), (width - 1, 0)], fill=_LINE, width=line)
 
     thick = max(1, round(short / (96 if error else 170)))
     value = _SOFT if error else _LINE + 40
@@ -316,7 +317,9 @@ def _draw_size(draw: ImageDraw.ImageDraw, face: _Face, x: float, y: float, width
     draw.text((x + face.size * 1.1, y), right, fill=_SOFT, font=face.font)
 
 
-def _draw_text(draw: ImageDraw.ImageDraw, width: int, height: int, prompt: str, label: str) -> None:
+def _draw_text(
+    draw: ImageDraw.ImageDraw, width: int, height: int, prompt: str, label: str, plate_value: int = _BG
+) -> None:
     """Lay out label / prompt / size as a centred stack on a plain plate over the frame."""
     short = min(width, height)
     margin_x = max(6, round(width * 0.09))
@@ -366,7 +369,7 @@ def _draw_text(draw: ImageDraw.ImageDraw, width: int, height: int, prompt: str, 
         round((width + plate_w) / 2 + pad),
         round(top + total + pad),
     )
-    draw.rectangle(plate, fill=_BG)
+    draw.rectangle(plate, fill=plate_value)
     y = top
     for block in blocks:
         for line in block.lines:
@@ -389,6 +392,7 @@ def render(
     background: str | None = None,
     quality: int | None = None,
     tone: str = "neutral",
+    source: bytes | None = None,
 ) -> bytes:
     """A deterministic placeholder image of exactly ``width`` x ``height`` in ``fmt``.
 
@@ -398,6 +402,9 @@ def render(
     canvas (not for jpeg); ``tone="error"`` a reddish warning look. ``quality`` applies
     to jpeg; webp placeholders are always lossless (flat graphics: smaller, crisper and
     faster that way).
+
+    ``source`` (the image an edit changes) is shown dimmed under the border and the text,
+    without the cross, so an offline build of an edit already looks like its page will.
     """
     fmt = normalize_format(fmt)
     if width <= 0 or height <= 0 or width > MAX_SIDE or height > MAX_SIDE:
@@ -408,6 +415,8 @@ def render(
         raise ValueError(f"unknown tone {tone!r} (use 'neutral' or 'error')")
     transparent = background == "transparent" and fmt != "jpeg"
 
+    if source is not None:
+        return _render_over(source, prompt, width, height, fmt, seed, label, quality, tone)
     canvas = Image.new("L", (width, height), _BG)
     draw = ImageDraw.Draw(canvas)
     _draw_frame(draw, width, height, tone == "error")
@@ -421,3 +430,34 @@ def render(
     if fmt == "webp":
         return encode(canvas, fmt, lossless=True, quality=0, webp_method=0)
     return encode(canvas, fmt, quality=quality, compress_level=_PNG_LEVEL)
+
+
+_DIM = 0.6  # how far an edit's source image fades towards the placeholder's tint
+
+
+def _render_over(
+    source: bytes,
+    prompt: str,
+    width: int,
+    height: int,
+    fmt: str,
+    seed: str,
+    label: str,
+    quality: int | None,
+    tone: str,
+) -> bytes:
+    """The placeholder of an edit: its source, dimmed, with the border and the instruction on top."""
+    bg, ink = _colours(seed, tone)
+    base = Image.blend(cover(source, width, height), Image.new("RGB", (width, height), bg), _DIM)
+    # Draw as usual on a greyscale canvas; the plate is drawn at 1, not 0, so that every pixel
+    # drawn (plate, text, border) is > 0 and masks the source, while 0 lets the source show.
+    canvas = Image.new("L", (width, height), _BG)
+    draw = ImageDraw.Draw(canvas)
+    _draw_frame(draw, width, height, tone == "error", cross=False)
+    if min(width, height) >= _MIN_TEXT_SIDE:
+        _draw_text(draw, width, height, _clean(prompt), _clean(label), plate_value=1)
+    mask = canvas.point(lambda v: 255 if v else 0)
+    palette, _ = _palette(bg, ink, False)
+    canvas.putpalette(palette)
+    base.paste(canvas.convert("RGB"), mask=mask)
+    return encode(base, fmt, quality=quality, compress_level=_PNG_LEVEL)

@@ -304,3 +304,81 @@ def test_an_api_key_in_mkdocs_yml_says_to_use_the_environment(tmp_path: Path) ->
     assert "option 'api_key': never put an API key in mkdocs.yml" in built.output
     assert "export OPENAI_API_KEY=..." in built.output and "api_key_env" in built.output
     assert secret not in built.output
+
+
+# -- edits --------------------------------------------------------------------------------------------
+
+
+def two_halves(path: Path, size: tuple[int, int] = (256, 256)) -> None:
+    """A source image: red on the left, blue on the right."""
+    from PIL import Image
+
+    image = Image.new("RGB", size, (220, 30, 30))
+    image.paste((30, 30, 220), (size[0] // 2, 0, size[0], size[1]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def built_image(build: Any, page: str = "index.html") -> Any:
+    from PIL import Image
+
+    src = re.search(r'<img [^>]*src="([^"]+)"', build.page(page))
+    assert src, build.page(page)
+    return Image.open(build.site / Path(page).parent / src[1]).convert("RGB")
+
+
+def test_the_site_template_styles_pictures_not_edit_instructions(
+    tmp_path: Path, fake_api: FakeImageAPI
+) -> None:
+    two_halves(tmp_path / "docs" / "img" / "lamp.png")
+    page = (
+        "# Home\n\n![a](imagegen:a lamp)\n\n"
+        "```imagegen\nprompt: Make the lamp yellow\nsource: img/lamp.png\n```\n\n"
+        "```imagegen\nprompt: Make the lamp green\nsource: img/lamp.png\nprompt_template: '{{ prompt }}, keep the style'\n```\n"
+    )
+    openai_site(
+        tmp_path, fake_api, {"index.md": page}, prompt_template="{{ prompt }}, flat vector illustration"
+    )
+    built = run_mkdocs(tmp_path, "--strict", env={"OPENAI_API_KEY": KEY})
+    assert built.returncode == 0, built.output
+    prompts = sorted(r.params["prompt"] for r in fake_api.generation_requests())
+    assert prompts == [
+        "Make the lamp green, keep the style",  # written on the edit itself: applied
+        "Make the lamp yellow",  # the site's template is not
+        "a lamp, flat vector illustration",
+    ]
+
+
+def test_an_edit_placeholder_shows_its_source_dimmed(tmp_path: Path) -> None:
+    two_halves(tmp_path / "docs" / "img" / "lamp.png")
+    page = "# Home\n\n```imagegen\nprompt: Make it glow\nsource: img/lamp.png\nsize: 512x256\n```\n"
+    write_site(tmp_path, {"index.md": page})
+    built = run_mkdocs(tmp_path)
+    assert built.returncode == 0, built.output
+    image = built_image(built)
+    assert image.size == (512, 256)
+    # Cover-cropped to 2:1 the source is still red left, blue right; dimmed, not shown as is.
+    left, right = image.getpixel((30, 50)), image.getpixel((482, 50))
+    assert left[0] > left[2] + 40 and right[2] > right[0] + 40, (left, right)
+    assert left != (220, 30, 30) and right != (30, 30, 220)
+    # A plain placeholder of the same prompt has no such halves.
+    (tmp_path / "docs" / "index.md").write_text(
+        "# Home\n\n```imagegen\nprompt: Make it glow\nsize: 512x256\n```\n"
+    )
+    plain = built_image(run_mkdocs(tmp_path))
+    a, b = plain.getpixel((30, 50)), plain.getpixel((482, 50))
+    assert abs(a[0] - b[0]) < 10 and abs(a[2] - b[2]) < 10
+
+
+def test_a_source_starting_with_a_slash_is_in_docs_dir(tmp_path: Path) -> None:
+    two_halves(tmp_path / "docs" / "img" / "lamp.png")
+    page = "# Deep\n\n```imagegen\nprompt: Make it glow\nsource: /img/lamp.png\n```\n"
+    write_site(tmp_path, {"guide/deep/page.md": page, "index.md": "# Home\n"})
+    built = run_mkdocs(tmp_path, "--strict")
+    assert built.returncode == 0, built.output
+    built_image(built, "guide/deep/page/index.html")
+    (tmp_path / "docs" / "guide" / "deep" / "page.md").write_text(page.replace("/img/lamp", "/img/nope"))
+    missing = run_mkdocs(tmp_path)
+    assert "guide/deep/page.md:3: source '/img/nope.png' not found in docs_dir" in missing.output, (
+        missing.output
+    )

@@ -253,7 +253,9 @@ HOSTILE_INPUT = {
         "```imagegen\nprompt: x\nsource: ../../../etc/hostname\n```\n",
         "leads outside docs_dir",
     ),
-    "source absolute": ("```imagegen\nprompt: x\nsource: /etc/hostname\n```\n", "is an absolute path"),
+    # A leading / means docs_dir (as MkDocs reads absolute links): never the machine's /etc.
+    "source absolute": ("```imagegen\nprompt: x\nsource: /etc/hostname\n```\n", "not found in docs_dir"),
+    "source drive": ("```imagegen\nprompt: x\nsource: C:/Windows/win.ini\n```\n", "is an absolute path"),
     "unterminated": ("```imagegen\nprompt: x\n", "unterminated imagegen block"),
 }
 

@@ -301,7 +301,7 @@ def test_source_outside_docs_dir_is_refused(tmp_path: Path, fake_api: FakeImageA
     )
     result = build(tmp_path)
     assert re.search(
-        r"index\.md:3: source '.*' (leads outside docs_dir|is an absolute path)", result.output
+        r"index\.md:3: source '.*' (leads outside docs_dir|not found in docs_dir)", result.output
     ), result.output
     assert fake_api.requests == []
 

@@ -16,8 +16,9 @@ from .finish import finish
 from .jobs import Job, Outcome
 from .tiers import Tiers
 
-# Draws the stand-in for a key that has no real image: (spec, label) -> encoded bytes.
-Renderer = Callable[[ImageSpec, str], bytes]
+# Draws the stand-in for a key that has no real image: (spec, label, an edit's source file or
+# None) -> encoded bytes.
+Renderer = Callable[[ImageSpec, str, str | None], bytes]
 
 
 class Fallback:
@@ -75,13 +76,14 @@ class Fallback:
 
     async def placeholder(self, job: Job, reason: str) -> Outcome:
         """A placeholder for a key that has no real image; kept apart from real images."""
-        entry = await asyncio.to_thread(self._entry, job.spec, reason)
+        source = job.occurrences[0].source_path  # an edit's stand-in shows what it edits
+        entry = await asyncio.to_thread(self._entry, job.spec, reason, source)
         return Outcome(job.key, "fallback", entry, error=f"{job.where}: {reason}")
 
-    def _entry(self, spec: ImageSpec, reason: str) -> Entry:
+    def _entry(self, spec: ImageSpec, reason: str, source: str | None) -> Entry:
         entry = self.tiers.fallback(spec.key)
         if entry is None:
-            drawn = self.renderer(spec, f"placeholder — not generated: {reason}"[:120])
+            drawn = self.renderer(spec, f"placeholder — not generated: {reason}"[:120], source)
             image = GeneratedImage(drawn, exact=True, info={"reason": reason})
             data, meta = finish(spec, image, provider="placeholder", model=None)
             entry = self.tiers.store_fallback(spec.key, data, meta)
