@@ -382,3 +382,29 @@ def test_a_source_starting_with_a_slash_is_in_docs_dir(tmp_path: Path) -> None:
     assert "guide/deep/page.md:3: source '/img/nope.png' not found in docs_dir" in missing.output, (
         missing.output
     )
+
+
+# -- the docs say what the product does ---------------------------------------------------------------
+
+
+def test_the_example_syntax_page_and_the_readme_list_every_directive_key() -> None:
+    from conftest import ROOT
+
+    from mkdocs_imagegen import options
+
+    syntax = (ROOT / "example-site" / "docs" / "syntax.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Directive syntax", 1)[1].split("\n## ", 1)[0]
+    for key in options.DIRECTIVE_KEYS:
+        assert f"| `{key}` |" in syntax, f"{key} missing from example-site/docs/syntax.md"
+        assert f"`{key}`" in table, f"{key} missing from the README's directive table"
+
+
+def test_the_readme_answers_a_new_users_questions() -> None:
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "first 32 hexadecimal characters (128 bits) of the SHA-256" in readme
+    assert "python -m http.server -d example-site/site" in readme  # not from disk
+    tests = readme.split("### Run the tests", 1)[1].split("\n## ", 1)[0]
+    assert "../shared/corpora" in tests and "skipped" in tests
