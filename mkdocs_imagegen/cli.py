@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
 from .runtime import is_paid
 from .spec import ImageSpec, Occurrence, where
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 STATES = ("cached", "stale", "missing")
 
@@ -345,12 +348,13 @@ def _progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
         return f"{failures} failed, {spent}{left}"
 
     if _interactive():
+
+        def show(done: int | None) -> str | None:
+            return tally(done) if done is not None else None
+
+        bar: ProgressBar[int | None]
         with click.progressbar(
-            length=total,
-            label="Generating images",
-            show_pos=True,
-            show_eta=False,
-            item_show_func=lambda done: tally(done) if done is not None else None,
+            length=total, label="Generating images", show_pos=True, show_eta=False, item_show_func=show
         ) as bar:
             for n, future in enumerate(pending, 1):
                 outcome = future.result()
