@@ -185,7 +185,7 @@ class FakeProvider(Provider):
         self.closed = True
 
 
-def draw_placeholder(spec: ImageSpec, label: str) -> bytes:
+def draw_placeholder(spec: ImageSpec, label: str, source_path: str | None = None) -> bytes:
     return f"placeholder of {spec.prompt}: {label}".encode()
 
 
