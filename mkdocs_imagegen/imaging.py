@@ -1,8 +1,9 @@
 """Verify, crop, resize and encode images that come back from an image API.
 
-Everything here treats its input as untrusted: bytes are sniffed and their declared
-size is checked *before* Pillow allocates pixel memory, then the image is fully
-decoded so truncated downloads are caught before anything is stored.
+Everything here treats its input as untrusted: Pillow opens only PNG, JPEG and WebP
+(``Image.open(..., formats=...)``), a declared size is checked *before* Pillow allocates
+pixel memory, then the image is fully decoded so truncated downloads are caught before
+anything is stored.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, features
+from PIL import Image, ImageFile, UnidentifiedImageError, features
 
 __all__ = [
     "FORMATS",
@@ -51,6 +52,7 @@ PNG_COMPRESS_LEVEL = 2
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+_PIL_FORMATS = tuple(_PIL_NAMES.values())
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -80,17 +82,6 @@ def normalize_format(fmt: str) -> str:
 # --------------------------------------------------------------------------- sniffing
 
 
-def _sniff(data: bytes) -> str | None:
-    """Our format name from magic bytes, without asking Pillow to parse anything."""
-    if data.startswith(_PNG_MAGIC):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 def _foreign_format(data: bytes) -> str | None:
     """Pillow's name for some other image format, using only its cheap prefix tests.
 
@@ -110,16 +101,17 @@ def _foreign_format(data: bytes) -> str | None:
     return None
 
 
-def _header_size(fmt: str, data: bytes) -> tuple[int, int] | None:
-    """Declared canvas size read straight from the header, where that is cheap to do.
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Declared canvas size read straight from a PNG or WebP header, before Pillow parses it.
 
     WebP needs this because libwebp allocates the whole canvas as soon as the file is
     parsed; PNG's IHDR is trivial. JPEG is left to Pillow, whose parser reads only the
     markers and allocates nothing until load().
     """
-    if fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    if fmt == "webp" and len(data) >= 30:
+    if data.startswith(_PNG_MAGIC) and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         chunk = data[12:16]
         if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
             w, h = struct.unpack("<HH", data[26:30])
@@ -145,46 +137,39 @@ def _check_size(width: int, height: int) -> None:
 
 
 def _open(data: bytes) -> tuple[ImageFile.ImageFile, str]:
-    """Open (but do not decode) ``data`` with the one plugin its magic bytes name.
+    """Open (but do not decode) ``data`` as one of FORMATS, and no other, with Pillow.
 
-    The plugin classes are instantiated directly rather than through ``Image.open`` so
-    that our own size limit applies first and Pillow's global MAX_IMAGE_PIXELS (and its
-    warning) never comes into play.
+    Our own size limit applies first, from the header where that is cheap; Pillow's global
+    MAX_IMAGE_PIXELS is neither relied on nor changed.
     """
     if not data:
         raise ImageError("no image data (0 bytes)")
-    fmt = _sniff(data)
-    if fmt is None:
-        other = _foreign_format(data)
-        if other is not None:
-            raise ImageError(f"unsupported image format {other}")
-        head = data[:16].split(b"\n", 1)[0].rstrip(b"\r")
-        raise ImageError(f"not an image (starts with {head!r})")
-
-    declared = _header_size(fmt, data)
+    declared = _header_size(data)
     if declared is not None:
         _check_size(*declared)
-
-    name = _PIL_NAMES[fmt]
     try:
-        if fmt == "png":
-            img: ImageFile.ImageFile = PngImagePlugin.PngImageFile(io.BytesIO(data))
-        elif fmt == "jpeg":
-            img = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-        else:
-            if not features.check("webp"):
-                raise ImageError("cannot read WEBP: this Pillow was built without WebP support")
-            from PIL import WebPImagePlugin
-
-            img = WebPImagePlugin.WebPImageFile(io.BytesIO(data))
-    except ImageError:
-        raise
+        img = Image.open(io.BytesIO(data), formats=_PIL_FORMATS)
+    except UnidentifiedImageError:
+        other = _foreign_format(data)
+        if other is not None:
+            raise ImageError(f"unsupported image format {other}") from None
+        head = data[:16].split(b"\n", 1)[0].rstrip(b"\r")
+        raise ImageError(f"not an image (starts with {head!r})") from None
+    except Image.DecompressionBombError:  # a JPEG whose size only its parser knows
+        raise ImageError(f"image is over the {MAX_PIXELS}-pixel limit") from None
     except Exception as exc:  # any parser failure means "bad bytes"
-        raise ImageError(f"truncated or corrupt {name}") from exc
-
+        raise ImageError(f"truncated or corrupt {_guess_name(data)}") from exc
+    assert isinstance(img, ImageFile.ImageFile) and img.format in _PIL_FORMATS
     # The header parse may have found a size our cheap reader could not (JPEG).
     _check_size(*img.size)
-    return img, fmt
+    return img, img.format.lower()
+
+
+def _guess_name(data: bytes) -> str:
+    """What a corrupt file claims to be, for the message."""
+    if data.startswith(_PNG_MAGIC):
+        return "PNG"
+    return "JPEG" if data.startswith(b"\xff\xd8") else "WEBP"
 
 
 def _load(data: bytes) -> tuple[Image.Image, ImageInfo]:
