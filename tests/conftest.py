@@ -19,17 +19,14 @@ from urllib.parse import unquote, urljoin
 import pytest
 import yaml
 
+from mkdocs_imagegen.cache import ImageCache
+from mkdocs_imagegen.engine import Engine
+from mkdocs_imagegen.providers import GeneratedImage, GenerationRequest, Provider, ProviderError
+from mkdocs_imagegen.spec import ImageSpec, Occurrence, RawDirective
+from mkdocs_imagegen.testing import FakeImageAPI
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-sys.path.insert(0, str(TESTS))
-
-from fakeapi import FakeImageAPI  # noqa: E402
-
-from mkdocs_imagegen.cache import ImageCache  # noqa: E402
-from mkdocs_imagegen.engine import Engine  # noqa: E402
-from mkdocs_imagegen.providers import GeneratedImage, GenerationRequest, Provider, ProviderError  # noqa: E402
-from mkdocs_imagegen.spec import ImageSpec, Occurrence, RawDirective  # noqa: E402
-
 CORPORA = ROOT.parent / "shared" / "corpora"
 
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Build, run_mkdocs, write_site
-from fakeapi import FakeImageAPI
 
 from mkdocs_imagegen import cli
 from mkdocs_imagegen.cache import ImageCache
+from mkdocs_imagegen.testing import FakeImageAPI
 
 KEY = "sk-test-cli-0b7e4c2d9f1a4e6b8c3d5f7a9b1c3e5d"
 ROW_KEYS = {

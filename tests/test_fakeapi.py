@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from fakeapi import (
+from PIL import Image
+
+from mkdocs_imagegen.testing import (
     BEHAVIOURS,
-    PNG_SIGNATURE,
     Behaviour,
     FakeImageAPI,
     bomb_png,
@@ -25,7 +26,7 @@ from fakeapi import (
     encode_image,
     serve_fake_api,
 )
-from PIL import Image
+from mkdocs_imagegen.testing.images import PNG_SIGNATURE
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -343,7 +344,7 @@ def test_echo_auth(api: FakeImageAPI, client: httpx.Client) -> None:
 
 
 def test_drip_never_finishes_within_a_read_timeout(api: FakeImageAPI) -> None:
-    from fakeapi import Behaviour
+    from mkdocs_imagegen.testing import Behaviour
 
     api.enqueue(Behaviour("drip", seconds=1.5))
     with (

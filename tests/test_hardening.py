@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import ENV, KEY, generated_images, imgs, openai_site, resolve_src, run_mkdocs, write_site
 from conftest import openai_build as build
-from fakeapi import Behaviour, FakeImageAPI
 from PIL import Image
 
 from mkdocs_imagegen import imaging
 from mkdocs_imagegen.cache import ImageCache
+from mkdocs_imagegen.testing import Behaviour, FakeImageAPI
 
 CACHE = ".cache/plugin/imagegen"
 

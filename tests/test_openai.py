@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import KEY, generated_images, imgs, openai_site, resolve_src
 from conftest import openai_build as build
-from fakeapi import Behaviour, FakeImageAPI, colour_for, encode_image
 from PIL import Image
+
+from mkdocs_imagegen.testing import Behaviour, FakeImageAPI, colour_for, encode_image
 
 
 def test_request_body_headers_and_result(tmp_path: Path, fake_api: FakeImageAPI) -> None:
