@@ -9,7 +9,7 @@ import socket
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from .images import (
@@ -26,9 +26,6 @@ from .images import (
 )
 from .script import _ERROR_DEFAULTS, Behaviour, RecordedRequest, _BadRequest, _parse_multipart
 
-if TYPE_CHECKING:
-    from .server import _Server
-
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -36,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 30  # idle keep-alive connections are closed after this
     disable_nagle_algorithm = True
-    server: _Server
+    server: Any  # server._Server, whose `api` is the FakeImageAPI (not imported: no cycle)
 
     # -- connection bookkeeping ------------------------------------------------
 
