@@ -10,6 +10,12 @@ submit ─▶ board (one job per key) ─▶ tiers.lookup ──hit──▶ cac
                                          │
                                          ▼
                   finish (verify, crop, encode) ─▶ tiers.store ─▶ generated
+
+Room left for what comes next, without building it: the engine lives as long as its owner keeps
+it (a `mkdocs serve` session can submit in the background and read futures when they are done);
+a job that depends on another image (a dark variant made from the light one's digest) is
+submitted from the first job's future's done-callback, its spec carrying the digest in `inputs`;
+a stale key can be dropped before it costs anything by a check at the top of `_produce`.
 """
 
 from __future__ import annotations
