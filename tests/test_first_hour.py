@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from conftest import run_mkdocs, write_site
-from fakeapi import Behaviour, FakeImageAPI
 
 from mkdocs_imagegen.cache import ImageCache
+from mkdocs_imagegen.testing import Behaviour, FakeImageAPI
 
 KEY = "sk-test-first-hour-4f1c9a7e2b6d8c0e"
 SCRIPT = Path(sys.executable).parent / "mkdocs-imagegen"
