@@ -5,6 +5,7 @@ A wrong value becomes MkDocs's usual "Config value 'plugins': ..." error before 
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -109,6 +110,40 @@ class BaseUrl(c.Type[str]):
         return text
 
 
+class RemoteURL(c.BaseConfigOption[str]):
+    """`s3://bucket/prefix` or `file:///path`; credentials come from the environment, never here."""
+
+    def run_validation(self, value: object) -> str:
+        if value is None:
+            return value  # type: ignore[return-value]
+        if not isinstance(value, str):
+            raise base.ValidationError(
+                f"expected s3://bucket/prefix or file:///path, got {type(value).__name__}"
+            )
+        from .remote import RemoteConfigError, check_url
+
+        try:
+            return check_url(value)
+        except RemoteConfigError as exc:
+            raise base.ValidationError(str(exc)) from None
+
+
+class EnvName(c.Type[str]):
+    """The name of an environment variable (its value, a secret, is never written in mkdocs.yml)."""
+
+    def __init__(self) -> None:
+        super().__init__(str)
+
+    def run_validation(self, value: object) -> str:
+        text = super().run_validation(value)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", text):
+            raise base.ValidationError(
+                "expected the NAME of an environment variable holding the secret (such as "
+                "IMAGEGEN_SIGNING_KEY), not the secret itself"
+            )
+        return text
+
+
 class ImagegenConfig(base.Config):
     enabled = c.Type(bool, default=True)
     provider = c.Choice(("placeholder", "openai"), default="placeholder")
@@ -132,6 +167,11 @@ class ImagegenConfig(base.Config):
     max_retries = PositiveInt(3, minimum=0)
     extra_body = c.Type(dict, default={})
     max_new_images = PositiveInt(50, minimum=0)
+    # The remote tier: a store shared by many runners (credentials from the AWS environment).
+    remote_cache = c.Optional(RemoteURL())
+    remote_cache_mode = c.Choice(("read-write", "read-only"), default="read-write")
+    remote_cache_lease = PositiveInt(300)
+    remote_cache_signing_key_env = c.Optional(EnvName())
 
     def _validate(self) -> tuple[list[tuple[str, Exception]], list[tuple[str, str]]]:
         """An unknown option is an error naming the nearest known one, not a warning lost in the log.

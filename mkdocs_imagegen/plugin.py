@@ -145,9 +145,10 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             cost = f", estimated cost {pricing.format_cost(s.cost)}" if s.cost_known else ", cost unknown"
         used = len(images.used()) + images.errors
         seconds = s.seconds if s else 0.0
+        remote = f" ({s.remote} from the remote cache)" if s and s.remote else ""
         log.info(
-            f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache, {generated} generated, "
-            f"{failed} failed{held_back}, in {seconds:.1f} s{cost}"
+            f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache{remote}, "
+            f"{generated} generated, {failed} failed{held_back}, in {seconds:.1f} s{cost}"
         )
         self._close()
 

@@ -19,6 +19,7 @@ one warning: it never fails a build that could succeed without it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -31,9 +32,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs.plugins import get_plugin_logger
+
+if TYPE_CHECKING:
+    from .cache import Entry, ImageCache
+    from .spec import ImageSpec
 
 log = get_plugin_logger("mkdocs_imagegen")
 
@@ -83,9 +88,7 @@ def check_url(url: str) -> str:
         if not path.startswith("/"):
             raise RemoteConfigError(f"remote_cache {url!r}: a file URL needs an absolute path, file:///path")
         return "file://" + os.path.normpath(path)
-    raise RemoteConfigError(
-        f"remote_cache must be s3://bucket/prefix or file:///path, not {url!r}"
-    )
+    raise RemoteConfigError(f"remote_cache must be s3://bucket/prefix or file:///path, not {url!r}")
 
 
 def redact(url: str) -> str:
@@ -203,9 +206,7 @@ class RemoteStore:
         except _Damaged as exc:
             with self._lock:
                 self.counts["refused"] += 1
-            log.warning(
-                f"remote cache entry {key} is refused ({exc}); the image is made locally instead"
-            )
+            log.warning(f"remote cache entry {key} is refused ({exc}); the image is made locally instead")
             return None
         except Exception as exc:
             self._fail("reading", exc)
@@ -272,10 +273,9 @@ class RemoteStore:
         _, exists = _errors()
         try:
             store = self._obstore()
-            try:
+            # An earlier upload may have got this far: the record decides what the entry is.
+            with contextlib.suppress(*exists):
                 obstore.put(store, f"{ROOT}/images/{key}", data, mode="create")
-            except exists:
-                pass  # an earlier upload got this far; the record decides what the entry is
             obstore.put(store, f"{ROOT}/entries/{key}.json", _dumps(record), mode="create")
         except exists:
             return False  # another runner stored it first: never replaced
@@ -292,10 +292,8 @@ class RemoteStore:
         missing, _ = _errors()
         store = self._obstore()
         for path in (f"{ROOT}/entries/{key}.json", f"{ROOT}/images/{key}", f"{ROOT}/leases/{key}.json"):
-            try:
+            with contextlib.suppress(*missing):
                 obstore.delete(store, path)
-            except missing:
-                pass
 
     # -- leases: one runner generates a key, the others wait for it ------------------------------
     def claim(self, key: str) -> Lease | None:
@@ -317,7 +315,7 @@ class RemoteStore:
             current = self._lease(key)
             if current is None:
                 return None
-            holder, expires, e_tag = current
+            _owner, expires, e_tag = current
             if expires > time.time() or e_tag is None:
                 return None
             # Expired (its runner died): take it over only if nobody else did meanwhile.
@@ -370,22 +368,6 @@ class RemoteStore:
                 obstore.delete(self._obstore(), f"{ROOT}/leases/{lease.key}.json")
         except Exception as exc:  # a lease left behind lapses by itself
             self._fail("releasing a lease", exc)
-
-    def wait_for(self, key: str, *, poll: float = 0.5) -> RemoteEntry | None:
-        """Wait while another runner holds the lease on `key`: its entry, or None to go ahead.
-
-        Bounded by the lease's own expiry (never more than `lease_seconds` from now).
-        """
-        deadline = time.time() + self.lease_seconds
-        while self.available:
-            entry = self.get(key)
-            if entry is not None:
-                return entry
-            expires = self.lease_expiry(key)
-            if expires is None or time.time() >= min(expires, deadline):
-                return None
-            time.sleep(min(poll, max(0.05, expires - time.time())))
-        return None
 
 
 class _Damaged(Exception):
@@ -460,6 +442,64 @@ def _clean(text: str) -> str:
             text = text.replace(secret, "[redacted]")
     text = re.sub(r"([?&](?:X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId)=)[^&\s]+", r"\1[redacted]", text)
     return _CONTROL.sub(" ", text)[:300]
+
+
+class RemoteTier:
+    """The store as the engine's last tier: asked only under the local claim, never on a hit.
+
+    What it hands back has passed the store's checks (size, digest, signature) and is opened
+    again as an image whose format and size must be what the key's spec asks, before it is put
+    into the local cache that the site is built from.
+    """
+
+    def __init__(self, store: RemoteStore) -> None:
+        self.store = store
+
+    def fetch(self, spec: ImageSpec, local: ImageCache) -> Entry | None:
+        got = self.store.get(spec.key)
+        if got is None:
+            return None
+        from . import imaging
+
+        try:
+            info = imaging.inspect(got.data)
+        except imaging.ImageError as exc:
+            return self._refuse(spec.key, str(exc))
+        if info.format != spec.format or (spec.dimensions and (info.width, info.height) != spec.dimensions):
+            return self._refuse(
+                spec.key, f"it is a {info.width}x{info.height} {info.format}, not what the key asks"
+            )
+        # What the record says of the pixels is replaced by what the pixels are.
+        meta = {**got.meta, "format": info.format, "width": info.width, "height": info.height}
+        return local.put(spec.key, got.data, meta)
+
+    def _refuse(self, key: str, why: str) -> None:
+        with self.store._lock:
+            self.store.counts["refused"] += 1
+        log.warning(f"remote cache entry {key} is refused ({why}); the image is made locally instead")
+        return None
+
+    async def wait(self, spec: ImageSpec, local: ImageCache, *, poll: float = 0.5) -> Entry | None:
+        """While another runner holds the lease: its image, or None once the lease is gone or lapsed.
+
+        Polls on the event loop (no worker thread sleeps), bounded by the lease's own expiry and
+        never longer than `lease_seconds` from now.
+        """
+        import asyncio
+
+        deadline = time.time() + self.store.lease_seconds
+        while self.store.available:
+            entry = await asyncio.to_thread(self.fetch, spec, local)
+            if entry is not None:
+                return entry
+            expires = await asyncio.to_thread(self.store.lease_expiry, spec.key)
+            if expires is None or time.time() >= min(expires, deadline):
+                return None
+            await asyncio.sleep(min(poll, max(0.05, expires - time.time())))
+        return None
+
+    def upload(self, key: str, data: bytes, meta: dict[str, Any]) -> None:
+        self.store.put(key, data, meta)
 
 
 def from_config(plugin_config: Any) -> RemoteStore | None:

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 from mkdocs.config.defaults import MkDocsConfig
 
 from . import options
-from .cache import ImageCache
+from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
 from .providers import make_provider, provider_class
 from .spec import Settings
 
 if TYPE_CHECKING:  # a warm build imports neither the engine (asyncio) nor the renderer (Pillow)
     from .engine import Engine
+    from .remote import RemoteTier
 
 
 def settings_for(plugin_config: ImagegenConfig, docs_dir: str) -> Settings:
@@ -70,6 +71,7 @@ def open_engine(
     return Engine(
         ImageCache(cache_dir),
         make_provider(plugin_config),
+        remote=remote_tier(plugin_config),
         placeholder=render_fallback,
         concurrency=plugin_config.concurrency,
         on_error=on_error or plugin_config.on_error,
@@ -78,3 +80,15 @@ def open_engine(
         frozen=frozen,
         keep_going=keep_going,
     )
+
+
+def remote_tier(plugin_config: ImagegenConfig) -> RemoteTier | None:
+    """The remote store of `remote_cache`, or None; a signing secret that is named but unset is
+    a clear error (refusing every entry instead would regenerate, and pay for, the whole site)."""
+    from .remote import RemoteConfigError, RemoteTier, from_config
+
+    try:
+        store = from_config(plugin_config)
+    except RemoteConfigError as exc:
+        raise CacheError(str(exc)) from None
+    return None if store is None else RemoteTier(store)

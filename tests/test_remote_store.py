@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -59,7 +60,13 @@ def test_an_image_without_its_record_or_cut_short_is_never_read(s3: S3) -> None:
     assert remote.get(KEY) is None
     # A record whose image was cut short: refused by size and digest, not read as an image.
     data = png()
-    record = {"schema": 1, "key": OTHER, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "meta": META}
+    record = {
+        "schema": 1,
+        "key": OTHER,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "meta": META,
+    }
     client.put_object(Bucket=s3.bucket, Key=f"site-a/{ROOT}/images/{OTHER}", Body=data[: len(data) // 2])
     client.put_object(Bucket=s3.bucket, Key=f"site-a/{ROOT}/entries/{OTHER}.json", Body=json.dumps(record))
     assert remote.get(OTHER) is None
@@ -72,7 +79,9 @@ def test_an_image_without_its_record_or_cut_short_is_never_read(s3: S3) -> None:
         b"\x80\x04\x95 pickled",
         b"[1, 2, 3]",
         b'{"schema": 1, "key": "fedcba9876543210fedcba9876543210", "bytes": 10, "sha256": "x", "meta": {}}',
-        b'{"schema": 1, "key": "0123456789abcdef0123456789abcdef", "bytes": 99999999999, "sha256": "' + b"a" * 64 + b'", "meta": {}}',
+        b'{"schema": 1, "key": "0123456789abcdef0123456789abcdef", "bytes": 99999999999, "sha256": "'
+        + b"a" * 64
+        + b'", "meta": {}}',
         b"[" * 100_000,
         b'{"a": "' + b"x" * 70_000 + b'"}',
     ],
@@ -122,23 +131,46 @@ def test_leases_exclude_until_released_or_expired(s3: S3) -> None:
     assert a.claim(KEY) is not None
 
 
-def test_wait_for_returns_the_other_runners_image(s3: S3) -> None:
+def test_a_waiting_runner_takes_the_lease_holders_image(s3: S3, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
     import threading
 
-    a, b = store(s3, lease_seconds=10), store(s3, lease_seconds=10)
-    lease = a.claim(KEY)
-    assert lease is not None
+    from mkdocs_imagegen.cache import ImageCache
+    from mkdocs_imagegen.remote import RemoteTier
+    from mkdocs_imagegen.spec import ImageSpec
+
+    spec = ImageSpec(
+        provider="openai", model="gpt-image-1-mini", prompt="a red box", size="32x16", format="png"
+    )
+    a, b = store(s3, lease_seconds=10), RemoteTier(store(s3, lease_seconds=10))
+    lease = a.claim(spec.key)
+    assert lease is not None and b.store.claim(spec.key) is None
 
     def finish() -> None:
         time.sleep(0.5)
-        a.put(KEY, png(), META)
+        a.put(spec.key, png(), META)
         a.release(lease)
 
     thread = threading.Thread(target=finish)
     thread.start()
-    entry = b.wait_for(KEY, poll=0.1)
+    with ImageCache(str(tmp_path / "cache")) as local:
+        entry = asyncio.run(b.wait(spec, local, poll=0.1))
+        assert entry is not None and Path(entry.path).read_bytes() == png()
+        assert local.get(spec.key) is not None  # the local cache is filled on the way
     thread.join()
-    assert entry is not None and entry.data == png()
+
+
+def test_an_entry_that_is_not_what_the_key_asks_is_refused(s3: S3, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mkdocs_imagegen.cache import ImageCache
+    from mkdocs_imagegen.remote import RemoteTier
+    from mkdocs_imagegen.spec import ImageSpec
+
+    spec = ImageSpec(provider="openai", model="gpt-image-1-mini", prompt="a box", size="64x64", format="png")
+    tier = RemoteTier(store(s3))
+    tier.store.put(spec.key, png(), META)  # a valid image, but 32x16, not the 64x64 the key asks
+    with ImageCache(str(tmp_path / "cache")) as local:
+        assert tier.fetch(spec, local) is None
+        assert local.get(spec.key) is None
 
 
 def test_a_stopped_store_degrades_with_one_warning(s3: S3, caplog: pytest.LogCaptureFixture) -> None:

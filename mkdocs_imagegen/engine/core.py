@@ -25,7 +25,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import imaging
 from ..cache import CacheError, Entry, ImageCache
@@ -40,6 +40,9 @@ from .loop import WorkerPool
 from .retry import RetryPolicy
 from .spending import SpendingGuard
 from .tiers import Tier, Tiers
+
+if TYPE_CHECKING:
+    from ..remote import RemoteTier
 
 # API error codes after which no other request of the run could succeed (OpenAI's, Lumenfall's).
 STOP_CODES = frozenset(
@@ -74,13 +77,14 @@ class Engine:
         keep_going: bool = False,
         backoff: float = 0.5,
         tiers: Sequence[Tier] = (),
+        remote: RemoteTier | None = None,
         logger: logging.LoggerAdapter[Any] | logging.Logger | None = None,
     ) -> None:
         self.provider = provider
         self.frozen = frozen
         self.log = logger or log
         self.stats = Stats()
-        self.tiers = Tiers(cache, tiers)
+        self.tiers = Tiers(cache, tiers, remote)
         self.guard = SpendingGuard(max_new_images)
         self.brake = Brake()
         self.asker = Asker(
@@ -170,14 +174,42 @@ class Engine:
         try:
             if entry is not None:
                 return Outcome(job.key, "cached", entry)
+            remote = self.tiers.remote
+            if remote is not None and not job.force:
+                entry = await asyncio.to_thread(remote.fetch, job.spec, self.tiers.local)
+                if entry is not None:
+                    return self._from_remote(job, entry)
             if self.frozen:
                 return self._fatal(job, FROZEN)
             reason = self.brake.disabled or self.provider.unavailable_reason()
             if reason:
                 return await self.fallback.unavailable(job, reason)
-            return await self._make(job)
+            if remote is None or job.force:
+                return await self._make(job)
+            return await self._make_shared(job, remote)
         finally:
             claim.release()
+
+    async def _make_shared(self, job: Job, remote: RemoteTier) -> Outcome:
+        """Generate a key once across runners: under the store's lease, or wait for its holder."""
+        lease = await asyncio.to_thread(remote.store.claim, job.key)
+        if lease is None and remote.store.writable and remote.store.available:
+            entry = await remote.wait(job.spec, self.tiers.local)
+            if entry is not None:
+                return self._from_remote(job, entry)
+            # The holder finished without an image, or its lease lapsed: try once more, then
+            # generate anyway (a lapsed runner may still upload; the first entry stays).
+            lease = await asyncio.to_thread(remote.store.claim, job.key)
+        try:
+            return await self._make(job)
+        finally:
+            if lease is not None:
+                await asyncio.to_thread(remote.store.release, lease)
+
+    def _from_remote(self, job: Job, entry: Entry) -> Outcome:
+        with self._lock:
+            self.stats.remote += 1
+        return Outcome(job.key, "cached", entry)
 
     async def _make(self, job: Job) -> Outcome:
         try:

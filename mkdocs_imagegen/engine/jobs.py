@@ -87,6 +87,7 @@ class Stats:
 
     in_use: int = 0
     cached: int = 0
+    remote: int = 0  # of the cached: filled from the remote store
     generated: int = 0
     fallback: int = 0
     failed: int = 0

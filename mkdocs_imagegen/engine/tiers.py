@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cache import CacheError, Entry, ImageCache
+
+if TYPE_CHECKING:
+    from ..remote import RemoteTier
 
 CLAIM_POLL = 0.05
 CLAIM_TIMEOUT = 900.0  # another build holding a key this long is stuck, not slow
@@ -31,9 +34,14 @@ class Claim(Protocol):
 class Tiers:
     """The tiers of one build, in lookup order; the local cache also holds claims and fallbacks."""
 
-    def __init__(self, local: ImageCache, others: Sequence[Tier] = ()) -> None:
+    def __init__(
+        self, local: ImageCache, others: Sequence[Tier] = (), remote: RemoteTier | None = None
+    ) -> None:
         self.local = local
         self.order: list[Tier] = [local, *others]
+        # The remote store is slow and shared: looked up only under the claim (`core`), after
+        # every local tier missed, so a warm build never touches the network.
+        self.remote = remote
 
     def lookup(self, key: str) -> Entry | None:
         """The first tier's valid entry for `key`; damaged entries are dropped by the tier itself."""
@@ -48,6 +56,8 @@ class Tiers:
         entry = self.local.put(key, data, meta)
         for tier in self.order[1:]:
             tier.put(key, data, meta)
+        if self.remote is not None:
+            self.remote.upload(key, data, entry.meta)
         return entry
 
     def fallback(self, key: str) -> Entry | None:
