@@ -123,9 +123,16 @@ class RemoteURL(c.BaseConfigOption[str]):
         from .remote import RemoteConfigError, check_url
 
         try:
-            return check_url(value)
+            url = check_url(value)
         except RemoteConfigError as exc:
             raise base.ValidationError(str(exc)) from None
+        import importlib.util
+
+        if importlib.util.find_spec("obstore") is None:
+            raise base.ValidationError(
+                "remote_cache needs the obstore library: pip install 'mkdocs-imagegen[remote]'"
+            )
+        return url
 
 
 class EnvName(c.Type[str]):

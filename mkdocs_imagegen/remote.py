@@ -507,16 +507,21 @@ def from_config(plugin_config: Any) -> RemoteStore | None:
     url = plugin_config.get("remote_cache")
     if not url:
         return None
+    mode = plugin_config.get("remote_cache_mode") or "read-write"
     secret_env = plugin_config.get("remote_cache_signing_key_env")
     secret = os.environ.get(secret_env, "").encode() if secret_env else b""
     if secret_env and not secret:
-        raise RemoteConfigError(
-            f"remote_cache_signing_key_env names {secret_env}, which is not set: set it to the "
-            "signing secret, or remove the option to read unsigned entries"
-        )
+        if mode == "read-write":
+            # A trusted build that lost its secret would upload unsigned entries that every
+            # signed reader refuses (and pays to make again): stop here instead.
+            raise RemoteConfigError(
+                f"remote_cache_signing_key_env names {secret_env}, which is not set: set it to the "
+                "signing secret, or use remote_cache_mode: read-only for builds without it"
+            )
+        log.info(f"{secret_env} is not set: remote cache entries are read without checking signatures")
     return RemoteStore(
         url,
-        mode=plugin_config.get("remote_cache_mode") or "read-write",
+        mode=mode,
         lease_seconds=float(plugin_config.get("remote_cache_lease") or 300),
         signing_key=secret or None,
     )

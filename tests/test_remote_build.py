@@ -190,3 +190,15 @@ def test_remote_cache_options_are_checked_when_the_config_loads(tmp_path: Path, 
         )
         assert unset.returncode != 0 and "NOT_SET_HERE, which is not set" in unset.output
         assert api.generation_requests() == []
+        reader = run_mkdocs(
+            site(
+                tmp_path / "c",
+                api,
+                s3,
+                remote_cache_signing_key_env="NOT_SET_HERE",
+                remote_cache_mode="read-only",
+            ),
+            "--strict",
+            env=env(s3),
+        )
+        assert reader.returncode == 0, reader.output
