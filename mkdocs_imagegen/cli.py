@@ -28,6 +28,8 @@ from .spec import ImageSpec, Occurrence, where
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
+    from .remote import RemoteStore
+
 STATES = ("cached", "stale", "missing")
 
 
@@ -40,6 +42,8 @@ class Image:
     state: str = "missing"
     meta: dict[str, Any] | None = None
     path: str | None = None
+    # Where the image is: "local" (the cache), "remote" (only the remote store), "missing".
+    location: str = "missing"
 
     @property
     def key(self) -> str:
@@ -57,6 +61,7 @@ class Site:
     cache_dir: str
     frozen: bool
     occurrences: list[Occurrence]
+    _remote: RemoteStore | None = field(default=None, repr=False)
 
     @property
     def paid(self) -> bool:
@@ -84,9 +89,27 @@ class Site:
             fallback = cache.get(image.key, fallback=True) if entry is None and real_provider else None
             if entry is not None:
                 image.state, image.meta, image.path = "cached", entry.meta, entry.path
+                image.location = "local"
             elif fallback is not None:
                 image.state, image.meta, image.path = "stale", fallback.meta, fallback.path
-        return list(by_key.values())
+        images = list(by_key.values())
+        remote = self.remote()
+        if remote is not None:
+            for image in images:
+                if image.location == "missing" and remote.has(image.key):
+                    image.location = "remote"
+        return images
+
+    def remote(self) -> RemoteStore | None:
+        """The remote store of `remote_cache` (built once), or None when none is configured."""
+        if self._remote is None and self.plugin_config.get("remote_cache"):
+            from .remote import RemoteConfigError, from_config
+
+            try:
+                self._remote = from_config(self.plugin_config)
+            except RemoteConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._remote
 
 
 def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
@@ -162,6 +185,7 @@ def _row(occurrence: Occurrence, by_key: dict[str, Image]) -> dict[str, Any]:
         "line": occurrence.line,
         "key": spec.key if spec else None,
         "state": by_key[spec.key].state if spec else "error",
+        "location": by_key[spec.key].location if spec else None,
         "provider": spec.provider if spec else None,
         "model": spec.model if spec else None,
         "size": spec.size if spec else None,
@@ -185,10 +209,13 @@ def status(config_file: str | None, as_json: bool) -> None:
     with open_cache(site) as cache:
         images = site.images(cache)
     by_key = {image.key: image for image in images}
-    cost = estimate((i for i in images if i.state != "cached"), site.paid)
+    cost = estimate(_to_make(images), site.paid)
     rows = [_row(occurrence, by_key) for occurrence in site.occurrences]
     totals = {state: sum(1 for i in images if i.state == state) for state in STATES}
     totals.update(directives=len(site.occurrences), images=len(images), errors=len(site.errors))
+    remote = site.remote() is not None
+    if remote:
+        totals["remote"] = sum(1 for i in images if i.location == "remote")
     if as_json:
         click.echo(json.dumps({"directives": rows, "totals": totals, "estimated_cost": cost}, indent=2))
         return
@@ -198,10 +225,12 @@ def status(config_file: str | None, as_json: bool) -> None:
         else:
             detail = f"{row['provider']}/{row['model'] or '-'} {row['size']}  {_clip(row['prompt'])}"
         key = (row["key"] or "-")[:12]
-        click.echo(f"{row['state']:8} {key:12}  {row['page']}:{row['line']}  {detail}")
+        place = f"{row['location'] or '-':8}" if remote else ""
+        click.echo(f"{row['state']:8} {place}{key:12}  {row['page']}:{row['line']}  {detail}")
+    fetch = f", {totals['remote']} in the remote cache" if remote else ""
     click.echo(
         f"{totals['directives']} directive(s), {totals['images']} image(s): {totals['cached']} cached, "
-        f"{totals['stale']} stale, {totals['missing']} missing, {totals['errors']} broken; "
+        f"{totals['stale']} stale, {totals['missing']} missing{fetch}, {totals['errors']} broken; "
         f"generating the rest: {pricing.format_cost(cost)}"
     )
 
@@ -223,8 +252,18 @@ def status(config_file: str | None, as_json: bool) -> None:
     help="Generate at most N paid images in this run, leaving the rest for later (default: the "
     "plugin's max_new_images, so an unattended CI run never spends more than a build would).",
 )
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Then upload every real image the local cache has and the remote store (remote_cache) lacks.",
+)
 def generate(
-    config_file: str | None, dry_run: bool, force: bool, only: str | None, max_new_images: int | None
+    config_file: str | None,
+    dry_run: bool,
+    force: bool,
+    only: str | None,
+    max_new_images: int | None,
+    push: bool = False,
 ) -> None:
     """Generate every image that is missing or stale, without building the site.
 
@@ -247,8 +286,11 @@ def generate(
     held: list[Image] = []
     if max_new_images is None and site.paid:
         max_new_images = site.plugin_config.max_new_images
-    if max_new_images is not None and len(todo) > max_new_images:
-        todo, held = todo[:max_new_images], todo[max_new_images:]
+    make = _to_make(todo, force)
+    if max_new_images is not None and len(make) > max_new_images:
+        # The cap counts what would be paid for; fetching from the remote store is free.
+        held = make[max_new_images:]
+        todo = [i for i in todo if i not in held]
     held_back = f", {len(held)} held back by max_new_images ({max_new_images})" if held else ""
 
     # The command reports failures itself (no placeholder is stored), and the cap was applied to
@@ -262,19 +304,26 @@ def generate(
         raise click.ClickException(str(exc)) from None
     with engine:
         # Asked for a dry run too, so that it refuses exactly when the real run would.
-        reason = engine.provider.unavailable_reason() if todo else None
+        make = _to_make(todo, force)
+        reason = engine.provider.unavailable_reason() if make else None
         if dry_run or not todo:
             for image in todo:
-                click.echo(f"would generate {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
+                verb = "would generate" if image in make else "would fetch   "
+                click.echo(f"{verb} {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
             _echo_held(held, max_new_images)
             if dry_run:
-                cost = _estimated(estimate(todo, site.paid))
-                click.echo(f"would generate {len(todo)} image(s), {cost}{held_back}{broken}")
+                cost = _estimated(estimate(make, site.paid))
+                fetch = (
+                    f", fetch {len(todo) - len(make)} from the remote cache" if len(make) < len(todo) else ""
+                )
+                click.echo(f"would generate {len(make)} image(s), {cost}{fetch}{held_back}{broken}")
                 if reason:
                     raise click.ClickException(f"{reason}. The real run would generate nothing")
             else:
                 cached = sum(1 for i in selected if i.state == "cached")
                 click.echo(f"nothing to generate: {cached} image(s) cached{held_back}{broken}")
+                if push:
+                    _push(site)
             sys.exit(1 if site.errors else 0)
         if reason:
             raise click.ClickException(f"{reason}. Nothing was generated ({len(todo)} image(s) to do)")
@@ -294,17 +343,56 @@ def generate(
             else:
                 failed.append(outcome.error or f"{image.where}: failed")
         spent = engine.stats.cost if engine.stats.cost_known else None
+        fetched = engine.stats.remote
     for message in failed:
         click.echo(f"failed   {message}", err=True)
     for message in untried:
         click.echo(f"untried  {message}", err=True)
     _echo_held(held, max_new_images)
     not_tried = f", {len(untried)} not tried" if untried else ""
+    fetch = f" ({fetched} from the remote cache)" if fetched else ""
     click.echo(
-        f"{counts['generated']} generated, {counts['cached']} already cached, {len(failed)} failed"
+        f"{counts['generated']} generated, {counts['cached']} already cached{fetch}, {len(failed)} failed"
         f"{not_tried}{held_back}{broken} in {time.monotonic() - started:.1f} s, {_estimated(spent)}"
     )
+    if push:
+        _push(site)
     sys.exit(1 if failed or untried or site.errors else 0)
+
+
+def _to_make(images: Iterable[Image], force: bool = False) -> list[Image]:
+    """What would be paid for: not cached locally, and (unless forced) not in the remote store."""
+    return [i for i in images if force or (i.state != "cached" and i.location != "remote")]
+
+
+def _push(site: Site) -> None:
+    """Upload every real image the local cache has and the remote store lacks (create-only)."""
+    remote = site.remote()
+    if remote is None:
+        raise click.ClickException(
+            "--push needs remote_cache in mkdocs.yml (s3://bucket/prefix or file:///path)"
+        )
+    if not remote.writable:
+        raise click.ClickException(
+            "--push needs remote_cache_mode: read-write; this site's store is read-only"
+        )
+    pushed = present = 0
+    with open_cache(site) as cache:
+        for image in site.images(cache):
+            if image.state != "cached" or image.path is None or image.meta is None:
+                continue
+            if remote.has(image.key):
+                present += 1
+                continue
+            with open(image.path, "rb") as fh:
+                data = fh.read()
+            if remote.put(image.key, data, image.meta):
+                pushed += 1
+    if not remote.available:
+        raise click.ClickException(
+            f"the remote cache could not be used; {pushed} image(s) pushed before it failed"
+        )
+    click.echo(f"pushed {pushed} image(s) to {remote.url}; {present} were there already")
 
 
 def _echo_held(held: list[Image], cap: int | None) -> None:
@@ -393,8 +481,11 @@ def check(config_file: str | None) -> None:
         problems += 1
         click.echo(f"error    {occurrence.where}: {occurrence.error}")
     todo = 0
+    fetched = 0
     for image in images:
-        if image.state != "cached":
+        if image.state != "cached" and image.location == "remote":
+            fetched += 1  # a build takes it from the remote store: nothing to generate
+        elif image.state != "cached":
             for occurrence in image.occurrences:
                 todo += 1
                 click.echo(f"{image.state:8} {occurrence.where}  {_clip(image.spec.prompt)}")
@@ -406,13 +497,20 @@ def check(config_file: str | None) -> None:
             hints.append("fix the broken directives")
         click.echo(f"{problems + todo} directive(s) need attention: {' and '.join(hints)}")
         sys.exit(1)
-    click.echo(f"all {len(images)} image(s) of {len(site.occurrences)} directive(s) are cached")
+    fetch = f" ({fetched} in the remote cache, fetched by the build)" if fetched else ""
+    click.echo(f"all {len(images)} image(s) of {len(site.occurrences)} directive(s) are cached{fetch}")
 
 
 @main.command(short_help="Remove cache entries that no directive uses any more.")
 @config_file_option
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
-def prune(config_file: str | None, dry_run: bool) -> None:
+@click.option(
+    "--remote",
+    "in_remote",
+    is_flag=True,
+    help="Prune the remote store (remote_cache) instead of the local cache: only under this site's prefix.",
+)
+def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> None:
     """Remove cache entries that no directive of the site uses any more.
 
     Refuses while any directive is broken: its image cannot be told from an unused one. Careful
@@ -429,6 +527,9 @@ def prune(config_file: str | None, dry_run: bool) -> None:
             "fix them first, so that the images they use are kept"
         )
     used = {o.spec.key for o in site.occurrences if o.spec is not None}
+    if in_remote:
+        _prune_remote(site, used, dry_run)
+        return
     verb = "would remove" if dry_run else "removed"
     with open_cache(site) as cache:
         orphans: dict[str, int] = {}
@@ -443,6 +544,28 @@ def prune(config_file: str | None, dry_run: bool) -> None:
     for line in lines:
         click.echo(line)
     click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({_human(freed)})")
+
+
+def _prune_remote(site: Site, used: set[str], dry_run: bool) -> None:
+    """Remove the store's entries (record, image, lease) that no directive of this site uses."""
+    remote = site.remote()
+    if remote is None:
+        raise click.ClickException("--remote needs remote_cache in mkdocs.yml")
+    if not remote.writable and not dry_run:
+        raise click.ClickException("the remote cache is read-only (remote_cache_mode): nothing is removed")
+    try:
+        orphans = {key: size for key, size in remote.entries() if key not in used}
+        for key, size in sorted(orphans.items()):
+            click.echo(f"{'would remove' if dry_run else 'removing'} {key}  {_human(size)}")
+            if not dry_run:
+                remote.delete(key)
+    except Exception as exc:  # the store's own errors: one line, never a traceback
+        raise click.ClickException(
+            f"the remote cache {remote.url} cannot be pruned: {type(exc).__name__}"
+        ) from None
+    freed = sum(orphans.values())
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(orphans)} unused image(s) from {remote.url}, {freed} bytes ({_human(freed)})")
 
 
 def _orphan_line(verb: str, key: str, fallback: bool, meta: dict[str, Any], size: int) -> str:

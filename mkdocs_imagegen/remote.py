@@ -241,7 +241,7 @@ class RemoteStore:
             self._fail("reading", exc)
             return False
 
-    def keys(self) -> Iterator[tuple[str, int]]:
+    def entries(self) -> Iterator[tuple[str, int]]:
         """(key, image bytes) of every entry under this prefix; orphan images count with key."""
         import obstore
 

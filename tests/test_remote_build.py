@@ -202,3 +202,63 @@ def test_remote_cache_options_are_checked_when_the_config_loads(tmp_path: Path, 
             env=env(s3),
         )
         assert reader.returncode == 0, reader.output
+
+
+def command(root: Path, *args: str, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IMAGEGEN_FROZEN")}
+    full_env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs_imagegen.cli", *args, "-f", str(root / "mkdocs.yml")],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=root,
+        timeout=120,
+    )
+
+
+def test_the_command_knows_the_store(tmp_path: Path, s3: S3) -> None:
+    import json
+
+    with FakeImageAPI() as api:
+        # A runner with no remote builds the images locally, then pushes them.
+        a = site(tmp_path / "a", api, s3)
+        built = run_mkdocs(a, env=env(s3))
+        assert built.returncode == 0, built.output
+        assert len(api.generation_requests()) == UNIQUE
+        for path in list(s3.objects()):
+            s3.client().delete_object(Bucket=s3.bucket, Key=path)
+        pushed = command(a, "generate", "--push", env_extra=env(s3))
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        assert f"pushed {UNIQUE} image(s)" in pushed.stdout
+        again = command(a, "generate", "--push", env_extra=env(s3))
+        assert "pushed 0 image(s)" in again.stdout and f"{UNIQUE} were there already" in again.stdout
+
+        # Another runner: status says the images are remote; check passes; a dry run costs nothing.
+        b = site(tmp_path / "b", api, s3)
+        status = command(b, "status", "--json", env_extra=env(s3, key=False))
+        data = json.loads(status.stdout)
+        assert {row["location"] for row in data["directives"]} == {"remote"}
+        assert data["totals"]["remote"] == UNIQUE and data["estimated_cost"] == 0
+        checked = command(b, "check", env_extra=env(s3, key=False))
+        assert checked.returncode == 0 and "in the remote cache" in checked.stdout
+        dry = command(b, "generate", "--dry-run", env_extra=env(s3))
+        assert (
+            "would generate 0 image(s)" in dry.stdout
+            and f"fetch {UNIQUE} from the remote cache" in dry.stdout
+        )
+        fetched = command(b, "generate", env_extra=env(s3))
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        assert f"({UNIQUE} from the remote cache)" in fetched.stdout
+        assert len(api.generation_requests()) == UNIQUE  # nothing generated twice
+
+        # prune --remote removes only what no directive of this site uses.
+        (b / "docs" / "more.md").write_text("# More\n\nNo images here any more.\n", encoding="utf-8")
+        dry_prune = command(b, "prune", "--remote", "--dry-run", env_extra=env(s3))
+        assert "would remove 1 unused image(s)" in dry_prune.stdout, dry_prune.stdout + dry_prune.stderr
+        assert len([k for k in s3.objects() if "/entries/" in k]) == UNIQUE
+        pruned = command(b, "prune", "--remote", env_extra=env(s3))
+        assert "removed 1 unused image(s)" in pruned.stdout, pruned.stdout + pruned.stderr
+        assert len([k for k in s3.objects() if "/entries/" in k]) == UNIQUE - 1
+        outputs = "".join(p.stdout + p.stderr for p in (pushed, again, status, checked, dry, fetched, pruned))
+    no_secret_anywhere(tmp_path, output=outputs)

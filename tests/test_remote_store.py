@@ -194,7 +194,7 @@ def test_file_urls_work_as_a_shared_folder(tmp_path) -> None:  # type: ignore[no
     assert remote.put(KEY, png((9, 9, 9)), META) is False
     entry = remote.get(KEY)
     assert entry is not None and entry.data == png()
-    assert dict(remote.keys()) == {KEY: len(png())}
+    assert dict(remote.entries()) == {KEY: len(png())}
 
 
 @pytest.mark.parametrize(
