@@ -29,6 +29,7 @@ ROW_KEYS = {
     "line",
     "key",
     "state",
+    "location",
     "provider",
     "model",
     "size",
@@ -175,6 +176,7 @@ def test_status_json_shape_and_text(tmp_path: Path) -> None:
     by_where = {(r["page"], r["line"]): r for r in rows}
     assert set(by_where) == {("index.md", 3), ("index.md", 5), ("guide/page.md", 5), ("broken.md", 3)}
     fox, whale = by_where["index.md", 3], by_where["index.md", 5]
+    assert fox["location"] == whale["location"] == "missing"  # no remote store: local or missing
     assert fox["key"] == by_where["guide/page.md", 5]["key"]  # one image for both directives
     assert (fox["state"], fox["provider"], fox["model"], fox["size"]) == (
         "missing",
