@@ -110,7 +110,7 @@ class BaseUrl(c.Type[str]):
         return text
 
 
-class RemoteURL(c.BaseConfigOption[str]):
+class RemoteURL(base.BaseConfigOption[str]):
     """`s3://bucket/prefix` or `file:///path`; credentials come from the environment, never here."""
 
     def run_validation(self, value: object) -> str:

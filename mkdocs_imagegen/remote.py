@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 from mkdocs.plugins import get_plugin_logger
 
 if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig
+
     from .cache import Entry, ImageCache
     from .spec import ImageSpec
 
@@ -137,14 +139,14 @@ class RemoteStore:
             if self._store is None:
                 from obstore.store import from_url
 
-                options: dict[str, Any] = {
+                options: ClientConfig = {
                     "timeout": f"{max(1, int(self._timeout))}s",
                     "connect_timeout": f"{max(1, int(min(self._timeout, 5)))}s",
                 }
                 endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
                 if endpoint.startswith("http://"):
                     options["allow_http"] = True  # a local MinIO or test server named by the user
-                retry = {
+                retry: RetryConfig = {
                     "max_retries": 2,
                     "retry_timeout": datetime.timedelta(seconds=self._timeout * 2),
                     "backoff": {
@@ -473,7 +475,8 @@ class RemoteTier:
         meta = {**got.meta, "format": info.format, "width": info.width, "height": info.height}
         return local.put(spec.key, got.data, meta)
 
-    def _refuse(self, key: str, why: str) -> None:
+    def _refuse(self, key: str, why: str) -> Entry | None:
+        """Count and say why an entry is not used; None, so `fetch` can return it."""
         with self.store._lock:
             self.store.counts["refused"] += 1
         log.warning(f"remote cache entry {key} is refused ({why}); the image is made locally instead")
