@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Build, run_mkdocs, write_site
-from fakeapi import FakeImageAPI
 from s3server import S3, SECRET, s3_server
+
+from mkdocs_imagegen.testing import FakeImageAPI
 
 API_KEY = "sk-remote-test-0123456789abcdef"
 PAGES = {
