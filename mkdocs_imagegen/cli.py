@@ -22,6 +22,7 @@ import click
 from . import __version__, pricing
 from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
+from .lock import ImageLock, LockError, Record
 from .runtime import is_paid
 from .spec import ImageSpec, Occurrence, where
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .remote import RemoteStore
 
 STATES = ("cached", "stale", "missing")
+LOCK_STATES = ("cached", "outdated", "stale", "missing")
 
 
 @dataclass
@@ -42,8 +44,10 @@ class Image:
     state: str = "missing"
     meta: dict[str, Any] | None = None
     path: str | None = None
-    # Where the image is: "local" (the cache), "remote" (only the remote store), "missing".
+    # Where the image is: "lock" (the lock folder), "local" (the cache), "remote" (only the
+    # remote store), "missing".
     location: str = "missing"
+    pinned: Record | None = None  # the lock's image shown for an outdated directive
 
     @property
     def key(self) -> str:
@@ -62,6 +66,7 @@ class Site:
     frozen: bool
     occurrences: list[Occurrence]
     _remote: RemoteStore | None = field(default=None, repr=False)
+    lock_dir: str | None = None
 
     @property
     def paid(self) -> bool:
@@ -71,7 +76,11 @@ class Site:
     def errors(self) -> list[Occurrence]:
         return [o for o in self.occurrences if o.spec is None]
 
-    def images(self, cache: ImageCache) -> list[Image]:
+    @property
+    def states(self) -> tuple[str, ...]:
+        return LOCK_STATES if self.lock_dir else STATES
+
+    def images(self, cache: ImageCache, lock: ImageLock | None = None) -> list[Image]:
         """Every key in use, in page order, with its state in `cache`.
 
         A placeholder made by the fallback (no key, an error, the spending cap) lives apart from
@@ -85,11 +94,22 @@ class Site:
             image.occurrences.append(occurrence)
         real_provider = self.paid
         for image in by_key.values():
+            found = lock.get(image.key) if lock is not None else None
+            if found is not None:
+                image.state, image.meta, image.path = "cached", found.record.meta(), found.path
+                image.location = "lock"
+                continue
             entry = cache.get(image.key)
             fallback = cache.get(image.key, fallback=True) if entry is None and real_provider else None
+            first = image.occurrences[0]
+            pin = lock.pinned(first.intent, first.page) if lock is not None and first.intent else None
             if entry is not None:
                 image.state, image.meta, image.path = "cached", entry.meta, entry.path
                 image.location = "local"
+            elif pin is not None:
+                image.state, image.meta, image.path = "outdated", pin.record.meta(), pin.path
+                image.location = "lock"
+                image.pinned = pin.record
             elif fallback is not None:
                 image.state, image.meta, image.path = "stale", fallback.meta, fallback.path
         images = list(by_key.values())
@@ -126,6 +146,7 @@ def load_site(config_file: str | None, *, drafts: bool = False) -> Site:
         cache_dir=plan.cache_dir,
         frozen=plan.frozen,
         occurrences=plan.occurrences,
+        lock_dir=plan.lock_dir,
     )
 
 
@@ -134,6 +155,22 @@ def open_cache(site: Site) -> ImageCache:
         return ImageCache(site.cache_dir)
     except CacheError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def open_lock(site: Site) -> ImageLock | None:
+    if site.lock_dir is None:
+        return None
+    try:
+        return ImageLock(site.lock_dir)
+    except LockError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def site_images(site: Site) -> tuple[list[Image], ImageLock | None]:
+    """Every image of the site with its state: the lock folder first, then the cache."""
+    lock = open_lock(site)
+    with open_cache(site) as cache:
+        return site.images(cache, lock), lock
 
 
 def estimate(images: Iterable[Image], paid: bool) -> float | None:
@@ -177,10 +214,18 @@ def main() -> None:
     logging.getLogger("mkdocs").setLevel(logging.WARNING)
 
 
-def _row(occurrence: Occurrence, by_key: dict[str, Image]) -> dict[str, Any]:
+def _row(occurrence: Occurrence, by_key: dict[str, Image], locked: bool = False) -> dict[str, Any]:
     """One directive for `status`: the same keys for every row, broken or not."""
     spec = occurrence.spec
+    extra: dict[str, Any] = {}
+    if locked:  # a site with a lock also says where each image comes from, and what is pinned
+        image = by_key[spec.key] if spec else None
+        extra = {
+            "intent": occurrence.intent,
+            "pinned": image.pinned.key if image and image.pinned else None,
+        }
     return {
+        **extra,
         "page": occurrence.page,
         "line": occurrence.line,
         "key": spec.key if spec else None,
@@ -199,25 +244,40 @@ def _row(occurrence: Occurrence, by_key: dict[str, Image]) -> dict[str, Any]:
 @main.command(short_help="List every directive with its page, line, key and state.")
 @config_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-def status(config_file: str | None, as_json: bool) -> None:
+@click.option(
+    "--since",
+    metavar="REF",
+    help="Also compare the lock's manifest at git revision REF with the working tree: added, "
+    "changed, outdated and removed images and the cost of the change.",
+)
+def status(config_file: str | None, as_json: bool, since: str | None) -> None:
     """List every directive with its page, line, key, provider, model and state.
 
-    The state is 'cached', 'missing' or 'stale' ('error' for a directive that cannot be read).
-    Ends with the totals and the estimated cost of generating what is missing or stale.
+    The state is 'cached', 'missing' or 'stale' ('error' for a directive that cannot be read);
+    with a lock also 'outdated' (the lock's pinned image is shown: the model, the template or a
+    default changed; `update` regenerates it). Ends with the totals and the estimated cost of
+    generating what is missing or stale.
     """
     site = load_site(config_file)
-    with open_cache(site) as cache:
-        images = site.images(cache)
+    images, lock = site_images(site)
     by_key = {image.key: image for image in images}
     cost = estimate(_to_make(images), site.paid)
-    rows = [_row(occurrence, by_key) for occurrence in site.occurrences]
-    totals = {state: sum(1 for i in images if i.state == state) for state in STATES}
+    rows = [_row(occurrence, by_key, lock is not None) for occurrence in site.occurrences]
+    totals = {state: sum(1 for i in images if i.state == state) for state in site.states}
     totals.update(directives=len(site.occurrences), images=len(images), errors=len(site.errors))
     remote = site.remote() is not None
     if remote:
         totals["remote"] = sum(1 for i in images if i.location == "remote")
+    changes = None
+    if since is not None:
+        from . import review
+
+        changes = review.changes(site, lock, images, since)
     if as_json:
-        click.echo(json.dumps({"directives": rows, "totals": totals, "estimated_cost": cost}, indent=2))
+        data: dict[str, Any] = {"directives": rows, "totals": totals, "estimated_cost": cost}
+        if changes is not None:
+            data["since"] = review.as_data(changes)
+        click.echo(json.dumps(data, indent=2))
         return
     for row in rows:
         if row["error"]:
@@ -225,14 +285,18 @@ def status(config_file: str | None, as_json: bool) -> None:
         else:
             detail = f"{row['provider']}/{row['model'] or '-'} {row['size']}  {_clip(row['prompt'])}"
         key = (row["key"] or "-")[:12]
-        place = f"{row['location'] or '-':8}" if remote else ""
+        place = f"{row['location'] or '-':8}" if remote or lock is not None else ""
         click.echo(f"{row['state']:8} {place}{key:12}  {row['page']}:{row['line']}  {detail}")
     fetch = f", {totals['remote']} in the remote cache" if remote else ""
+    outdated = f"{totals['outdated']} outdated, " if lock is not None else ""
     click.echo(
         f"{totals['directives']} directive(s), {totals['images']} image(s): {totals['cached']} cached, "
-        f"{totals['stale']} stale, {totals['missing']} missing{fetch}, {totals['errors']} broken; "
+        f"{outdated}{totals['stale']} stale, {totals['missing']} missing{fetch}, {totals['errors']} broken; "
         f"generating the rest: {pricing.format_cost(cost)}"
     )
+    if changes is not None:
+        for line in review.summary(changes):
+            click.echo(line)
 
 
 @main.command(short_help="Generate what is missing or stale, without building the site.")
@@ -271,22 +335,41 @@ def generate(
     when any image failed or any directive is broken. Frozen mode does not apply: this command is
     how a frozen site's cache gets filled.
     """
-    from .runtime import open_engine
-
     site = load_site(config_file)
     for occurrence in site.errors:
         click.echo(f"error    {occurrence.where}: {occurrence.error}", err=True)
-    with open_cache(site) as cache:
-        images = site.images(cache)
+    images, _lock = site_images(site)
     selected = [i for i in images if _matches(i, only)]
     if only and not selected:
         raise click.ClickException(f"no image of the site matches --only {only!r} (a page path or a key)")
-    todo = [i for i in selected if force or i.state != "cached"]
+    # An outdated image is pinned on purpose: `update` is how it gets regenerated.
+    todo = [i for i in selected if force or i.state not in ("cached", "outdated")]
+    _make(site, selected, todo, dry_run=dry_run, force=force, max_new_images=max_new_images, push=push)
+
+
+def _make(
+    site: Site,
+    selected: list[Image],
+    todo: list[Image],
+    *,
+    dry_run: bool,
+    force: bool,
+    max_new_images: int | None,
+    pins_kept: set[str] | None = None,
+    push: bool = False,
+) -> None:
+    """Generate `todo` (within the cap), report, and exit: `generate` and `update` alike.
+
+    `pins_kept` (update): the keys every other directive still shows, so that the run replaces
+    only the pins of what it regenerates.
+    """
+    from .runtime import open_engine
+
     broken = f", {len(site.errors)} broken directive(s)" if site.errors else ""
     held: list[Image] = []
     if max_new_images is None and site.paid:
         max_new_images = site.plugin_config.max_new_images
-    make = _to_make(todo, force)
+    make = _to_make(todo, force or pins_kept is not None)
     if max_new_images is not None and len(make) > max_new_images:
         # The cap counts what would be paid for; fetching from the remote store is free.
         held = make[max_new_images:]
@@ -298,13 +381,22 @@ def generate(
     # prompt fails that image only; a rejected key or no credit stops the rest.
     try:
         engine = open_engine(
-            site.plugin_config, site.cache_dir, frozen=False, on_error="fail", uncapped=True, keep_going=True
+            site.plugin_config,
+            site.cache_dir,
+            frozen=False,
+            on_error="fail",
+            uncapped=True,
+            keep_going=True,
+            lock_dir=site.lock_dir,
+            keep_outdated=pins_kept is None,
         )
-    except CacheError as exc:
+    except (CacheError, LockError) as exc:
         raise click.ClickException(str(exc)) from None
+    if engine.lock is not None:
+        engine.lock.keep, engine.lock.replace_pins = pins_kept or set(), pins_kept is not None
     with engine:
         # Asked for a dry run too, so that it refuses exactly when the real run would.
-        make = _to_make(todo, force)
+        make = _to_make(todo, force or pins_kept is not None)
         reason = engine.provider.unavailable_reason() if make else None
         if dry_run or not todo:
             for image in todo:
@@ -362,7 +454,7 @@ def generate(
 
 def _to_make(images: Iterable[Image], force: bool = False) -> list[Image]:
     """What would be paid for: not cached locally, and (unless forced) not in the remote store."""
-    return [i for i in images if force or (i.state != "cached" and i.location != "remote")]
+    return [i for i in images if force or (i.state not in ("cached", "outdated") and i.location != "remote")]
 
 
 def _push(site: Site) -> None:
@@ -393,6 +485,51 @@ def _push(site: Site) -> None:
             f"the remote cache could not be used; {pushed} image(s) pushed before it failed"
         )
     click.echo(f"pushed {pushed} image(s) to {remote.url}; {present} were there already")
+
+
+@main.command(short_help="Regenerate the outdated images of the lock, on purpose.")
+@config_file_option
+@click.option("--dry-run", is_flag=True, help="Call nothing; print what would be regenerated and its cost.")
+@click.option(
+    "--only",
+    "only",
+    metavar="GLOB",
+    help="Only images used on a page whose path (relative to docs_dir) matches GLOB, or whose key does.",
+)
+@click.option(
+    "--max-new-images",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Regenerate at most N paid images in this run (default: the plugin's max_new_images).",
+)
+def update(config_file: str | None, dry_run: bool, only: str | None, max_new_images: int | None) -> None:
+    """Regenerate the images shown from the lock's pins because their model, template or a default changed.
+
+    Prints what will be regenerated and its estimated cost first, and applies the spending cap like
+    `generate`. Each new image replaces its pin in the lock folder and the manifest; a pin that
+    another directive still shows stays.
+    """
+    site = load_site(config_file)
+    if site.lock_dir is None:
+        raise click.ClickException(
+            "update works on the image lock: set the plugin's lock option (for example lock: docs-images)"
+        )
+    images, _lock = site_images(site)
+    todo = [i for i in images if i.state == "outdated" and _matches(i, only)]
+    if only and not todo:
+        raise click.ClickException(f"no outdated image of the site matches --only {only!r}")
+    for image in todo:
+        old = image.pinned
+        was = f"(was {old.key[:12]}, {old.model or old.provider})" if old else ""
+        click.echo(f"outdated {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}  {was}")
+    cost = _estimated(estimate(todo, site.paid))
+    click.echo(f"{len(todo)} outdated image(s) to regenerate, {cost}")
+    chosen = {i.key for i in todo}
+    # Keys the other directives still show, so their pins survive.
+    keep = {i.key for i in images if i.key not in chosen} | {
+        i.pinned.key for i in images if i.pinned is not None and i.key not in chosen
+    }
+    _make(site, todo, todo, dry_run=dry_run, force=False, max_new_images=max_new_images, pins_kept=keep)
 
 
 def _echo_held(held: list[Image], cap: int | None) -> None:
@@ -474,15 +611,20 @@ def check(config_file: str | None) -> None:
     Exit 0 when every image is cached: the gate to run in CI before a frozen build.
     """
     site = load_site(config_file)
-    with open_cache(site) as cache:
-        images = site.images(cache)
+    images, _lock = site_images(site)
     problems = 0
     for occurrence in site.errors:
         problems += 1
         click.echo(f"error    {occurrence.where}: {occurrence.error}")
     todo = 0
+    outdated = [i for i in images if i.state == "outdated"]
+    for image in outdated:  # a notice, not a failure: the pinned image is real and committed
+        for occurrence in image.occurrences:
+            click.echo(f"outdated {occurrence.where}  {_clip(image.spec.prompt)}")
     fetched = 0
     for image in images:
+        if image.state == "outdated":
+            continue
         if image.state != "cached" and image.location == "remote":
             fetched += 1  # a build takes it from the remote store: nothing to generate
         elif image.state != "cached":
@@ -499,6 +641,11 @@ def check(config_file: str | None) -> None:
         sys.exit(1)
     fetch = f" ({fetched} in the remote cache, fetched by the build)" if fetched else ""
     click.echo(f"all {len(images)} image(s) of {len(site.occurrences)} directive(s) are cached{fetch}")
+    if outdated:
+        click.echo(
+            f"notice: {len(outdated)} of them are outdated (their model, template or a default changed) "
+            "and shown from the lock's pins; `mkdocs-imagegen update --dry-run` lists them with their cost"
+        )
 
 
 @main.command(short_help="Remove cache entries that no directive uses any more.")
@@ -511,7 +658,7 @@ def check(config_file: str | None) -> None:
     help="Prune the remote store (remote_cache) instead of the local cache: only under this site's prefix.",
 )
 def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> None:
-    """Remove cache entries that no directive of the site uses any more.
+    """Remove cache entries, and lock images and lines, that no directive of the site uses any more.
 
     Refuses while any directive is broken: its image cannot be told from an unused one. Careful
     with a cache_dir shared by several sites: what only the other sites use is removed too.
@@ -531,6 +678,7 @@ def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> No
         _prune_remote(site, used, dry_run)
         return
     verb = "would remove" if dry_run else "removed"
+    images, lock = site_images(site)
     with open_cache(site) as cache:
         orphans: dict[str, int] = {}
         lines: list[str] = []
@@ -544,6 +692,22 @@ def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> No
     for line in lines:
         click.echo(line)
     click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({_human(freed)})")
+    if lock is not None:
+        # A pinned image is in use: the outdated directive shows it.
+        pinned = {i.pinned.key for i in images if i.pinned is not None}
+        unused = [r for r in lock.records() if r.key not in used and r.key not in pinned]
+        size = sum(r.bytes for r in unused)
+        for record in unused:
+            meta = {**record.meta(), "created": record.created}
+            click.echo(_orphan_line(verb, record.key, False, meta, record.bytes) + "  (lock)")
+        if not dry_run:
+            for record in unused:
+                lock.remove(record.key)
+            try:
+                lock.save()
+            except (LockError, OSError) as exc:
+                raise click.ClickException(f"cannot write the lock: {exc}") from None
+        click.echo(f"{verb} {len(unused)} unused image(s) from the lock, {size} bytes ({_human(size)})")
 
 
 def _prune_remote(site: Site, used: set[str], dry_run: bool) -> None:
@@ -597,7 +761,13 @@ def _text(value: Any) -> str:
     type=click.Path(dir_okay=False),
     help="The HTML file to write.",
 )
-def report(config_file: str | None, output: str) -> None:
+@click.option(
+    "--since",
+    metavar="REF",
+    help="Show first what changed in the lock since git revision REF: added, changed (old and new "
+    "side by side), outdated and removed images, with the cost of the change.",
+)
+def report(config_file: str | None, output: str, since: str | None) -> None:
     """Write one self-contained HTML page showing every image of the site.
 
     Each image (an embedded thumbnail) comes with its prompt, pages and lines, model, size, state,
@@ -608,28 +778,32 @@ def report(config_file: str | None, output: str) -> None:
     site = load_site(config_file)
     rows = []
     spent = 0.0
-    with open_cache(site) as cache:
-        images = site.images(cache)
-        for image in images:
-            meta = image.meta or {}
-            cost = meta.get("cost") if image.state == "cached" else None
-            if isinstance(cost, (int, float)):
-                spent += cost
-            rows.append(
-                {
-                    "key": image.key,
-                    "thumb": _thumbnail(image.path) if image.path else None,
-                    "prompt": image.spec.prompt,
-                    "pages": [o.where for o in image.occurrences],
-                    "provider": image.spec.provider,
-                    "model": image.spec.model or "-",
-                    "size": image.spec.size,
-                    "state": image.state,
-                    "created": meta.get("created", ""),
-                    "cost": pricing.format_cost(cost) if isinstance(cost, (int, float)) else "-",
-                    "revised_prompt": meta.get("revised_prompt") if image.state == "cached" else None,
-                }
-            )
+    images, lock = site_images(site)
+    changes = None
+    if since is not None:
+        from . import review
+
+        changes = review.as_html(review.changes(site, lock, images, since), _data_uri)
+    for image in images:
+        meta = image.meta or {}
+        cost = meta.get("cost") if image.state in ("cached", "outdated") else None
+        if isinstance(cost, (int, float)):
+            spent += cost
+        rows.append(
+            {
+                "key": image.key,
+                "thumb": _thumbnail(image.path) if image.path else None,
+                "prompt": image.spec.prompt,
+                "pages": [o.where for o in image.occurrences],
+                "provider": image.spec.provider,
+                "model": image.spec.model or "-",
+                "size": image.spec.size,
+                "state": image.state,
+                "created": meta.get("created", ""),
+                "cost": pricing.format_cost(cost) if isinstance(cost, (int, float)) else "-",
+                "revised_prompt": meta.get("revised_prompt") if image.state == "cached" else None,
+            }
+        )
     html = (
         render.environment()
         .get_template("report.html")
@@ -638,9 +812,12 @@ def report(config_file: str | None, output: str) -> None:
             rows=rows,
             errors=[{"where": o.where, "error": o.error} for o in site.errors],
             generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            totals={s: sum(1 for r in rows if r["state"] == s) for s in STATES},
+            totals={s: sum(1 for r in rows if r["state"] == s) for s in site.states},
             spent=pricing.format_cost(spent),
-            to_do=pricing.format_cost(estimate((i for i in images if i.state != "cached"), site.paid)),
+            to_do=pricing.format_cost(
+                estimate((i for i in images if i.state not in ("cached", "outdated")), site.paid)
+            ),
+            changes=changes,
         )
     )
     try:
@@ -654,14 +831,21 @@ def report(config_file: str | None, output: str) -> None:
 
 def _thumbnail(path: str) -> str | None:
     """A data: URI of a small preview, or None when the cached file cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return _data_uri(fh.read())
+    except OSError:
+        return None
+
+
+def _data_uri(data: bytes) -> str | None:
     from . import imaging
 
     try:
-        with open(path, "rb") as fh:
-            data, mime = imaging.thumbnail(fh.read())
-    except (OSError, imaging.ImageError):
+        thumb, mime = imaging.thumbnail(data)
+    except imaging.ImageError:
         return None
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return f"data:{mime};base64,{base64.b64encode(thumb).decode()}"
 
 
 def _matches(image: Image, pattern: str | None) -> bool:

@@ -179,6 +179,9 @@ class ImagegenConfig(base.Config):
     remote_cache_mode = c.Choice(("read-write", "read-only"), default="read-write")
     remote_cache_lease = PositiveInt(300)
     remote_cache_signing_key_env = c.Optional(EnvName())
+    # The image lock: real images committed beside the docs (a folder relative to mkdocs.yml).
+    lock = c.Optional(c.Type(str))
+    outdated = c.Choice(("keep", "regenerate"), default="keep")
 
     def _validate(self) -> tuple[list[tuple[str, Exception]], list[tuple[str, str]]]:
         """An unknown option is an error naming the nearest known one, not a warning lost in the log.

@@ -21,12 +21,14 @@ from mkdocs.utils import meta as mkdocs_meta
 from . import pricing, render
 from .extension import Conversion, Found, Rendered
 from .locate import Locator, Snippets
+from .lock import LockError
 from .logs import log
 from .spec import Occurrence, PageInfo, RawDirective, Settings, page_defaults, resolve
 
 if TYPE_CHECKING:
     from .cache import Entry, ImageCache
     from .engine import Engine, Outcome
+    from .locktier import LockTier
 
 PROGRESS_EVERY = 4.0  # seconds between "waiting for images" lines of a build
 REF_SCHEME = "imagegen-ref:"
@@ -190,29 +192,44 @@ class Images:
     """The images of one build: cache hits answered at once, the rest through the engine.
 
     A warm build never opens the engine (no event loop, no HTTP client, no Pillow); the first key
-    missing from the cache opens it.
+    missing from the cache opens it. With a lock folder, it is looked at first, a real image found
+    only in the cache is copied into it, and a key with neither but with its intent pinned in the
+    lock shows the pinned image (`outdated`); the lock's manifest is saved on close.
     """
 
-    def __init__(self, cache: ImageCache, open_engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self,
+        cache: ImageCache,
+        open_engine: Callable[[], Engine],
+        *,
+        lock: LockTier | None = None,
+        frozen: bool = False,
+    ) -> None:
         self.cache = cache
+        self.lock = lock
+        self.frozen = frozen
         self._open_engine = open_engine
         self.engine: Engine | None = None
         self.cached: dict[str, Entry] = {}
+        self.outdated: dict[str, Entry] = {}  # keys shown from the lock's pin (also in `cached`)
         self.pending: dict[str, Occurrence] = {}  # keys the engine has
         self.filenames: dict[str, str] = {}
         self.errors = 0
         self._next_progress = 0.0  # when a build still waiting on images says so next
+        self._uses: dict[str, list[Occurrence]] = {}  # with a lock: the pages that use each key
 
     def submit(self, occurrence: Occurrence) -> None:
         spec = occurrence.spec
         assert spec is not None
         key = spec.key
+        if self.lock is not None:
+            self._uses.setdefault(key, []).append(occurrence)
         if key in self.cached:
             return
         self.filenames[key] = spec.filename
         if key not in self.pending:
             try:
-                entry = self.cache.get(key)
+                entry = self._lookup(key, occurrence)
             except Exception:  # the engine reports an unreadable cache with page and line
                 entry = None
             if entry is not None:
@@ -223,6 +240,22 @@ class Images:
             self.engine = self._open_engine()
             self._next_progress = time.monotonic() + PROGRESS_EVERY
         self.engine.submit(occurrence)
+
+    def _lookup(self, key: str, occurrence: Occurrence) -> Entry | None:
+        if self.lock is None:
+            return self.cache.get(key)
+        entry = self.lock.get(key)
+        if entry is not None:
+            return entry
+        entry = self.cache.get(key)
+        if entry is not None:
+            self.lock.fill(entry)
+            return entry
+        if self.lock.keep_outdated:
+            entry = self.lock.pin(key, occurrence)
+            if entry is not None:
+                self.outdated[key] = entry
+        return entry
 
     def used(self) -> list[str]:
         return [*self.cached, *self.pending]
@@ -257,9 +290,22 @@ class Images:
 
     def close(self) -> None:
         engine, self.engine = self.engine, None
+        made = {o.key: o.entry for o in engine.done_outcomes()} if engine is not None else {}
         if engine is not None:
             engine.close()
+        self._save_lock(made)
         self.cache.close()
+
+    def _save_lock(self, made: dict[str, Entry | None]) -> None:
+        """Record which pages use each locked image, and write the manifest once per build."""
+        lock, self.lock = self.lock, None
+        if lock is None:
+            return
+        used = [(self.cached.get(key) or made.get(key), uses) for key, uses in self._uses.items()]
+        try:
+            lock.finish(used, record_pages=not self.frozen)
+        except (OSError, LockError) as exc:
+            log.error(f"cannot save the image lock: {exc}")
 
 
 def progress_line(engine: Engine) -> str:

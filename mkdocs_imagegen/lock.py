@@ -375,10 +375,19 @@ class ImageLock:
             self._verified[record.key] = found
         return found
 
-    def use(self, key: str, pages: Iterable[str]) -> None:
-        """Record that these pages use `key` in this run (kept in the record's `pages`)."""
+    def use(self, key: str, pages: Iterable[str], intent: str | None = None) -> None:
+        """Record that these pages use `key` in this run (kept in the record's `pages`).
+
+        An image written in this run learns its directive's intent here, if it had none.
+        """
+        seen = set(pages)
         with self._mutex:
-            self._pages.setdefault(key, set()).update(pages)
+            if seen:
+                self._pages.setdefault(key, set()).update(seen)
+            record = self._added.get(key)
+            if record is not None and record.intent is None and intent is not None:
+                record = replace(record, intent=intent)
+                self._added[key] = self._records[key] = record
 
     def remove(self, key: str) -> int:
         """Forget a key and delete its file (derived from the key); return the bytes freed."""

@@ -30,6 +30,7 @@ class Plan:
     cache_dir: str
     frozen: bool
     occurrences: list[Occurrence]
+    lock_dir: str | None = None
 
 
 def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
@@ -38,8 +39,9 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort, ConfigurationError, MkDocsException
 
+    from .lock import LockError
     from .plugin import ImagegenPlugin
-    from .runtime import cache_dir_for, frozen_from_env
+    from .runtime import cache_dir_for, frozen_from_env, lock_dir_for
 
     try:
         config = load_config(config_file)
@@ -53,6 +55,10 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
         raise PlanError(
             f"the imagegen plugin is not enabled in {config.config_file_path}: add '- imagegen' under plugins"
         )
+    try:
+        lock_dir = lock_dir_for(config.config_file_path, config.site_dir, plugin.config)
+    except LockError as exc:
+        raise PlanError(str(exc)) from None
     plugin.plan = []
     config.strict = False  # the plan reports broken directives itself; other warnings stay warnings
     quiet = logging.getLogger("mkdocs.commands.build")
@@ -86,4 +92,5 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
         cache_dir=cache_dir_for(config, plugin.config),
         frozen=frozen_from_env(plugin.config.frozen),
         occurrences=occurrences,
+        lock_dir=lock_dir,
     )

@@ -33,8 +33,9 @@ from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
 from .directives import REF_RE, Directives, Images
 from .extension import FENCE_NAME, Conversion, Found, ImagegenExtension, Rendered, superfences_format
+from .lock import LockError
 from .logs import log
-from .runtime import cache_dir_for, frozen_from_env, settings_for
+from .runtime import cache_dir_for, frozen_from_env, lock_dir_for, open_lock, settings_for
 from .spec import Occurrence
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self.settings = settings_for(self.config, config.docs_dir)
         self.cache_dir = cache_dir_for(config, self.config)
         self.frozen = frozen_from_env(self.config.frozen)
+        try:
+            self.lock_dir = lock_dir_for(config.config_file_path, config.site_dir, self.config)
+        except LockError as exc:
+            raise PluginError(str(exc)) from None
         extensions = config.markdown_extensions
         extensions[:] = [e for e in extensions if not isinstance(e, ImagegenExtension)]
         extensions.append(ImagegenExtension(self))  # type: ignore[arg-type]  # MkDocs takes instances too
@@ -84,9 +89,10 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         if self.plan is None:
             try:
                 cache = ImageCache(self.cache_dir)
-            except CacheError as exc:
+                lock = open_lock(self.config, self.lock_dir) if self.lock_dir else None
+            except (CacheError, LockError) as exc:
                 raise PluginError(str(exc)) from None
-            self.images = Images(cache, self._open_engine)
+            self.images = Images(cache, self._open_engine, lock=lock, frozen=self.frozen)
         self.directives = Directives(self.settings, images=self.images, config_dir=config_dir(config))
         return files
 
@@ -134,7 +140,8 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         if engine is not None:
             engine.finish_report()
         s = engine.stats if engine is not None else None
-        cached = len(images.cached) + (s.cached if s else 0)
+        cached = len(images.cached) - len(images.outdated) + (s.cached if s else 0)
+        outdated = len(images.outdated) + (s.outdated if s else 0)
         generated = s.generated if s else 0
         # Placeholders held back by the spending cap are shown by choice: not failures.
         held = engine.guard.held_back() if engine is not None else 0
@@ -146,10 +153,17 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         used = len(images.used()) + images.errors
         seconds = s.seconds if s else 0.0
         remote = f" ({s.remote} from the remote cache)" if s and s.remote else ""
+        pinned = f", {outdated} outdated" if images.lock is not None else ""
         log.info(
             f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache{remote}, "
-            f"{generated} generated, {failed} failed{held_back}, in {seconds:.1f} s{cost}"
+            f"{generated} generated{pinned}, {failed} failed{held_back}, in {seconds:.1f} s{cost}"
         )
+        if outdated:
+            log.info(
+                f"{outdated} image(s) are outdated: their model, prompt template or a default changed, "
+                "so the lock's pinned image is shown and nothing was generated. "
+                "Run `mkdocs-imagegen update --dry-run` to see them and their cost, then `update`"
+            )
         self._close()
 
     def on_build_error(self, *, error: Exception) -> None:
@@ -173,8 +187,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     def _open_engine(self) -> Engine:
         from .runtime import open_engine
 
+        lock = self.images.lock if self.images is not None else None
         try:
-            return open_engine(self.config, self.cache_dir, frozen=self.frozen)
+            return open_engine(self.config, self.cache_dir, frozen=self.frozen, lock=lock)
         except CacheError as exc:
             raise PluginError(str(exc)) from None
 

@@ -12,6 +12,8 @@ from mkdocs.config.defaults import MkDocsConfig
 from . import options
 from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
+from .lock import ImageLock, LockError
+from .locktier import LockTier
 from .providers import make_provider, provider_class
 from .spec import Settings
 
@@ -51,6 +53,28 @@ def cache_dir_for(config: MkDocsConfig, plugin_config: ImagegenConfig) -> str:
     return os.path.normpath(os.path.join(base, plugin_config.cache_dir))
 
 
+def lock_dir_for(config_file: str | None, site_dir: str | None, plugin_config: ImagegenConfig) -> str | None:
+    """The lock folder, relative to mkdocs.yml like `cache_dir`; None when the site has no lock."""
+    if not plugin_config.lock:
+        return None
+    base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
+    folder = os.path.normpath(os.path.join(base, plugin_config.lock))
+    site = os.path.abspath(site_dir) if site_dir else None
+    if site and os.path.commonpath([site, folder]) == site:
+        raise LockError(
+            f"the lock folder {folder} is inside site_dir, which MkDocs empties on every build; "
+            "set lock to a folder beside the docs, such as docs-images"
+        )
+    return folder
+
+
+def open_lock(plugin_config: ImagegenConfig, lock_dir: str, *, keep_outdated: bool | None = None) -> LockTier:
+    """The lock folder as a tier; `keep_outdated` overrides the `outdated` option."""
+    if keep_outdated is None:
+        keep_outdated = plugin_config.outdated == "keep"
+    return LockTier(ImageLock(lock_dir), paid=is_paid(plugin_config), keep_outdated=keep_outdated)
+
+
 def open_engine(
     plugin_config: ImagegenConfig,
     cache_dir: str,
@@ -59,19 +83,34 @@ def open_engine(
     on_error: str | None = None,
     uncapped: bool = False,
     keep_going: bool = False,
+    lock_dir: str | None = None,
+    keep_outdated: bool | None = None,
+    lock: LockTier | None = None,
 ) -> Engine:
     """The cache, provider and engine of one build or one CLI run, from the plugin's options.
 
     `on_error` overrides the option; `uncapped` lifts max_new_images, for a caller that already
-    applied it to the plan it submits (the cap is applied in one place only).
+    applied it to the plan it submits (the cap is applied in one place only). With `lock_dir`
+    the lock folder is the first tier, saved when the engine closes; a `lock` already open (the
+    plugin's) is used but saved by its owner. `keep_outdated` overrides the `outdated` option.
     """
     from .engine import Engine
     from .providers.placeholder import render_fallback
 
+    cache = ImageCache(cache_dir)
+    owns_lock = lock is None and lock_dir is not None
+    if owns_lock:
+        try:
+            lock = open_lock(plugin_config, lock_dir, keep_outdated=keep_outdated)
+        except LockError:
+            cache.close()
+            raise
     return Engine(
-        ImageCache(cache_dir),
+        cache,
         make_provider(plugin_config),
         remote=remote_tier(plugin_config),
+        lock=lock,
+        owns_lock=owns_lock,
         placeholder=render_fallback,
         concurrency=plugin_config.concurrency,
         on_error=on_error or plugin_config.on_error,

@@ -23,6 +23,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import options
+from .lock import intent_id
 from .options import OptionError
 
 # Bump when the canonical form or the meaning of a field changes: old entries then stop matching.
@@ -134,6 +135,9 @@ class Occurrence:
     source_path: str | None = None
     mask_path: str | None = None
     error: str | None = None
+    # What the writer asked for (the directive's own prompt and keys), apart from site defaults,
+    # template and model: the image lock pins an image to it across re-keys.
+    intent: str | None = None
 
     @property
     def where(self) -> str:
@@ -287,6 +291,7 @@ def _build(
         moderation=merged.get("moderation"),
         source_path=paths.get("source"),
         mask_path=paths.get("mask"),
+        intent=intent_id(values, inputs),
     )
 
 

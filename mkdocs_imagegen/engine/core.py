@@ -11,6 +11,10 @@ submit ─▶ board (one job per key) ─▶ tiers.lookup ──hit──▶ cac
                                          ▼
                   finish (verify, crop, encode) ─▶ tiers.store ─▶ generated
 
+With a lock folder, it is the first tier, and a key that no tier holds but whose directive's
+intent has an image in the lock is `outdated`: the pinned image is shown and nothing is asked
+(before scheduling with `outdated: keep`; otherwise only when nothing can be generated).
+
 Room left for what comes next, without building it: the engine lives as long as its owner keeps
 it (a `mkdocs serve` session can submit in the background and read futures when they are done);
 a job that depends on another image (a dark variant made from the light one's digest) is
@@ -29,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import imaging
 from ..cache import CacheError, Entry, ImageCache
+from ..lock import LockError
+from ..locktier import LockTier
 from ..logs import log
 from ..providers import GeneratedImage, Provider, ProviderError
 from ..spec import ImageSpec, Occurrence
@@ -78,13 +84,17 @@ class Engine:
         backoff: float = 0.5,
         tiers: Sequence[Tier] = (),
         remote: RemoteTier | None = None,
+        lock: LockTier | None = None,
+        owns_lock: bool = True,
         logger: logging.LoggerAdapter[Any] | logging.Logger | None = None,
     ) -> None:
         self.provider = provider
         self.frozen = frozen
         self.log = logger or log
         self.stats = Stats()
-        self.tiers = Tiers(cache, tiers, remote)
+        self.lock = lock
+        self.owns_lock = owns_lock  # save the lock's manifest on close (else its owner does)
+        self.tiers = Tiers(cache, tiers, remote, front=[lock] if lock is not None else [])
         self.guard = SpendingGuard(max_new_images)
         self.brake = Brake()
         self.asker = Asker(
@@ -124,8 +134,17 @@ class Engine:
         if entry is not None:
             self._finish(job, Outcome(job.key, "cached", entry))
         elif not job.future.done():
-            self._pool.schedule(job)
+            pinned = None if force or self.lock is None or not self.lock.keep_outdated else self._pin(job)
+            if pinned is not None:
+                self._finish(job, pinned)
+            else:
+                self._pool.schedule(job)
         return job.future
+
+    def _pin(self, job: Job) -> Outcome | None:
+        """The lock's image for the directive's intent: a re-key (model, template) that costs nothing."""
+        entry = self.lock.pin(job.key, job.occurrences[0]) if self.lock is not None else None
+        return None if entry is None else Outcome(job.key, "outdated", entry)
 
     def outcome(self, key: str, timeout: float | None = None) -> Outcome:
         return self._board.get(key).future.result(timeout)
@@ -146,7 +165,18 @@ class Engine:
 
     def close(self) -> None:
         self._pool.close(self.provider.aclose)
+        self._finish_lock()
         self.tiers.close()
+
+    def _finish_lock(self) -> None:
+        """Save the lock's manifest once per run, with the pages that use each image."""
+        if self.lock is None or not self.owns_lock:
+            return
+        used = [(j.future.result().entry, j.occurrences) for j in self._board.all() if j.future.done()]
+        try:
+            self.lock.finish(used, record_pages=not self.frozen)
+        except (LockError, OSError) as exc:
+            self.log.error(f"cannot save the image lock: {exc}")
 
     def __enter__(self) -> Engine:
         return self
@@ -179,9 +209,13 @@ class Engine:
                 entry = await asyncio.to_thread(remote.fetch, job.spec, self.tiers.local)
                 if entry is not None:
                     return self._from_remote(job, entry)
+            reason = self.brake.disabled or self.provider.unavailable_reason()
+            if self.frozen or reason:
+                pinned = self._pin(job)  # nothing can be generated: a pin beats a failure
+                if pinned is not None:
+                    return pinned
             if self.frozen:
                 return self._fatal(job, FROZEN)
-            reason = self.brake.disabled or self.provider.unavailable_reason()
             if reason:
                 return await self.fallback.unavailable(job, reason)
             if remote is None or job.force:
@@ -209,6 +243,8 @@ class Engine:
     def _from_remote(self, job: Job, entry: Entry) -> Outcome:
         with self._lock:
             self.stats.remote += 1
+        if self.lock is not None:
+            self.lock.fill(entry)  # a real image the site uses belongs in its lock too
         return Outcome(job.key, "cached", entry)
 
     async def _make(self, job: Job) -> Outcome:

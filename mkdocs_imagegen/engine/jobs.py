@@ -12,7 +12,7 @@ from ..cache import Entry
 from ..providers import GenerationRequest
 from ..spec import ImageSpec, Occurrence, where
 
-Status = Literal["cached", "generated", "fallback", "failed"]
+Status = Literal["cached", "generated", "fallback", "failed", "outdated"]
 
 
 @dataclass
@@ -91,6 +91,7 @@ class Stats:
     generated: int = 0
     fallback: int = 0
     failed: int = 0
+    outdated: int = 0  # shown from the lock's pin to the directive's intent, not generated
     cost: float = 0.0
     cost_known: bool = True
     started: float = field(default_factory=time.monotonic)
@@ -103,6 +104,8 @@ class Stats:
             self.generated += 1
         elif status == "fallback":
             self.fallback += 1
+        elif status == "outdated":
+            self.outdated += 1
         else:
             self.failed += 1
         self.last_done = time.monotonic()

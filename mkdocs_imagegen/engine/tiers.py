@@ -1,8 +1,8 @@
 """Where finished images are kept, and the claim that makes concurrent builds generate a key once.
 
-Today there is one tier, the local cache. The lookup already walks a list, so that a lock folder
-(in front of the cache) and a remote store (behind it) can join without the engine changing:
-each tier only has to `get` and `put` plain entries by key.
+The lookup walks a list: the lock folder (in front of the cache, when the site has one), the
+local cache, and later a remote store behind it. Each tier only has to `get` and `put` plain
+entries by key; a tier with a `fill` method also receives what a later tier had and it lacked.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CLAIM_TIMEOUT = 900.0  # another build holding a key this long is stuck, not slo
 class Tier(Protocol):
     def get(self, key: str) -> Entry | None: ...
 
-    def put(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry: ...
+    def put(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry | None: ...
 
 
 class Claim(Protocol):
@@ -35,27 +35,38 @@ class Tiers:
     """The tiers of one build, in lookup order; the local cache also holds claims and fallbacks."""
 
     def __init__(
-        self, local: ImageCache, others: Sequence[Tier] = (), remote: RemoteTier | None = None
+        self,
+        local: ImageCache,
+        others: Sequence[Tier] = (),
+        remote: RemoteTier | None = None,
+        front: Sequence[Tier] = (),
     ) -> None:
         self.local = local
-        self.order: list[Tier] = [local, *others]
+        # The lock folder (when the site has one) comes before the cache: it is what the site
+        # commits, and what a fresh clone has.
+        self.order: list[Tier] = [*front, local, *others]
         # The remote store is slow and shared: looked up only under the claim (`core`), after
         # every local tier missed, so a warm build never touches the network.
         self.remote = remote
 
     def lookup(self, key: str) -> Entry | None:
         """The first tier's valid entry for `key`; damaged entries are dropped by the tier itself."""
-        for tier in self.order:
+        for n, tier in enumerate(self.order):
             entry = tier.get(key)
             if entry is not None:
+                for earlier in self.order[:n]:
+                    fill = getattr(earlier, "fill", None)
+                    if fill is not None:
+                        fill(entry)
                 return entry
         return None
 
     def store(self, key: str, data: bytes, meta: dict[str, Any]) -> Entry:
         """A real image goes into every tier; the local entry is the one the site is built from."""
         entry = self.local.put(key, data, meta)
-        for tier in self.order[1:]:
-            tier.put(key, data, meta)
+        for tier in self.order:
+            if tier is not self.local:
+                tier.put(key, data, meta)
         if self.remote is not None:
             self.remote.upload(key, data, entry.meta)
         return entry
