@@ -111,7 +111,7 @@ def summary(result: Changes) -> list[str]:
     for change in result.items:
         record = change.new or change.old
         assert record is not None
-        text = change.prompt if change.kind == "outdated" else record.prompt
+        text = (change.prompt if change.kind == "outdated" else None) or record.prompt
         lines.append(f"  {change.kind:8} {record.key[:12]}  {text[:60]}")
     counts = ", ".join(f"{len(result.of(k))} {k}" for k in KINDS)
     lines.append(f"  {counts}; cost of the change {pricing.format_cost(result.cost)}")

@@ -99,7 +99,7 @@ def open_engine(
 
     cache = ImageCache(cache_dir)
     owns_lock = lock is None and lock_dir is not None
-    if owns_lock:
+    if lock is None and lock_dir is not None:
         try:
             lock = open_lock(plugin_config, lock_dir, keep_outdated=keep_outdated)
         except LockError:
