@@ -179,7 +179,8 @@ def test_a_new_model_or_template_shows_the_pinned_images_then_update_replaces_th
 
     dry = command(root, "update", "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert dry.output.count("(was ") == 3 and "would regenerate 3 outdated image(s)" in dry.output
+    assert dry.output.count("(was ") == 3 and "3 outdated image(s) to regenerate" in dry.output
+    assert "would generate 3 image(s)" in dry.output
     assert "estimated cost $0.584" in dry.output  # gpt-image-1 at high: 2 x $0.167 + 1 x $0.25
     assert len(fake_api.requests) == requests
 
