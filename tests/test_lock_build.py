@@ -16,10 +16,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from conftest import Build, run_mkdocs, write_site
-from fakeapi import FakeImageAPI
 
 from mkdocs_imagegen import cli
 from mkdocs_imagegen.lock import parse_manifest
+from mkdocs_imagegen.testing import FakeImageAPI
 
 KEY = "sk-test-lock-5c1e0a7b3d9f4e2a8b6c4d2e0f1a3b5c"
 PAGES = {
