@@ -7,6 +7,7 @@ imagegen plugin in plan mode (`plan.plan_site`), so the command and a build alwa
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -273,8 +274,16 @@ def status(config_file: str | None, as_json: bool, since: str | None) -> None:
         from . import review
 
         changes = review.changes(site, lock, images, since)
+    lifecycle_notes, unknown, moved = _model_notes(site, images)
     if as_json:
-        data: dict[str, Any] = {"directives": rows, "totals": totals, "estimated_cost": cost}
+        data: dict[str, Any] = {
+            "directives": rows,
+            "totals": totals,
+            "estimated_cost": cost,
+            "lifecycle": [dataclasses.asdict(n) for n in lifecycle_notes],
+            "unknown_models": unknown,
+            "rekeyed": {"images": moved.count, "cost": moved.cost, "cached_for": sorted(moved.was)},
+        }
         if changes is not None:
             data["since"] = review.as_data(changes)
         click.echo(json.dumps(data, indent=2))
@@ -283,7 +292,7 @@ def status(config_file: str | None, as_json: bool, since: str | None) -> None:
         if row["error"]:
             detail = row["error"]
         else:
-            detail = f"{row['provider']}/{row['model'] or '-'} {row['size']}  {_clip(row['prompt'])}"
+            detail = f"{_model_label(row['provider'], row['model'])} {row['size']}  {_clip(row['prompt'])}"
         key = (row["key"] or "-")[:12]
         place = f"{row['location'] or '-':8}" if remote or lock is not None else ""
         click.echo(f"{row['state']:8} {place}{key:12}  {row['page']}:{row['line']}  {detail}")
@@ -297,11 +306,46 @@ def status(config_file: str | None, as_json: bool, since: str | None) -> None:
     if changes is not None:
         for line in review.summary(changes):
             click.echo(line)
+    _echo_model_notes(lifecycle_notes, unknown, moved)
+
+
+def _model_notes(
+    site: Site, images: list[Image], *, ask_api: bool = True
+) -> tuple[list[Any], list[str], Any]:
+    """Shutdown dates of the models in use, models not in the table, and what a model change re-keys."""
+    from . import lifecycle
+
+    in_use = [i.spec.model for i in images]
+    found = lifecycle.notes(site.plugin_config, site.cache_dir, in_use, ask_api=ask_api)
+    unknown = lifecycle.unknown_models(in_use) if site.paid else []
+    missing = [i.spec for i in images if i.state != "cached"]
+    moved = lifecycle.Rekeyed()
+    if missing:
+        with open_cache(site) as cache:
+            moved = lifecycle.rekeyed(missing, cache.entries())
+    return found, unknown, moved
+
+
+def _echo_model_notes(found: list[Any], unknown: list[str], moved: Any) -> None:
+    from . import lifecycle
+
+    for note in found:
+        click.echo(f"warning  {note.text}")
+    unknown_text = lifecycle.unknown_note(unknown)
+    if unknown_text:
+        click.echo(f"note     {unknown_text}")
+    if moved.summary():
+        click.echo(f"warning  {moved.summary()}")
 
 
 @main.command(short_help="Generate what is missing or stale, without building the site.")
 @config_file_option
-@click.option("--dry-run", is_flag=True, help="Call nothing; print what would be generated and its cost.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Generate nothing; print what would be generated and its cost (with provider lumenfall and "
+    "a key, also Lumenfall's own free estimate).",
+)
 @click.option("--force", is_flag=True, help="Regenerate cached images too (only those matching --only).")
 @click.option(
     "--only",
@@ -408,7 +452,9 @@ def _make(
                 fetch = (
                     f", fetch {len(todo) - len(make)} from the remote cache" if len(make) < len(todo) else ""
                 )
-                click.echo(f"would generate {len(make)} image(s), {cost}{fetch}{held_back}{broken}")
+                quoted = _gateway_estimate(site, make) if not reason else ""
+                click.echo(f"would generate {len(make)} image(s), {cost}{quoted}{fetch}{held_back}{broken}")
+                _echo_model_notes(*_model_notes(site, images, ask_api=False))  # a dry run asks nothing more
                 if reason:
                     raise click.ClickException(f"{reason}. The real run would generate nothing")
             else:
@@ -538,6 +584,51 @@ def _echo_held(held: list[Image], cap: int | None) -> None:
             f"held back {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}  "
             f"(max_new_images {cap}; --max-new-images N to go further)"
         )
+
+
+def _gateway_estimate(site: Site, todo: list[Image]) -> str:
+    """Lumenfall's own estimate (`?dryRun=true`: nothing generated, nothing billed), when a key is set."""
+    if site.plugin_config["provider"] != "lumenfall" or not todo:
+        return ""
+    import asyncio
+
+    from .providers import GenerationRequest
+    from .providers.openai import OpenAIProvider
+
+    async def ask() -> float | None:
+        provider = OpenAIProvider.from_config(site.plugin_config)
+        if provider.unavailable_reason():
+            await provider.aclose()
+            return None
+        total = 0.0
+        quotes: dict[tuple[Any, ...], float | None] = {}  # one question per kind of request
+        try:
+            for image in todo:
+                occurrence = image.occurrences[0]
+                spec = image.spec
+                shape = (
+                    spec.model,
+                    spec.size,
+                    spec.quality,
+                    spec.background,
+                    spec.format,
+                    spec.output_compression,
+                )
+                if shape not in quotes:
+                    request = GenerationRequest(
+                        spec=spec, moderation=occurrence.moderation, source_path=occurrence.source_path
+                    )
+                    quotes[shape] = await provider.dry_run_cost(request)
+                cost = quotes[shape]
+                if cost is None:
+                    return None
+                total += cost
+        finally:
+            await provider.aclose()
+        return total
+
+    quoted = asyncio.run(ask())
+    return "" if quoted is None else f" (Lumenfall's own estimate: {pricing.format_cost(quoted)})"
 
 
 def _interactive() -> bool:
@@ -859,6 +950,13 @@ def _matches(image: Image, pattern: str | None) -> bool:
 def _estimated(cost: float | None) -> str:
     """'estimated cost $0.088', or 'cost unknown' when a model has no known price."""
     return "cost unknown" if cost is None else f"estimated cost {pricing.format_cost(cost)}"
+
+
+def _model_label(provider: str | None, model: str | None) -> str:
+    """`openai/gpt-image-2`; a gateway name that already says its vendor is not prefixed twice."""
+    if model and provider and model.lower().startswith(f"{provider.lower()}/"):
+        return model
+    return f"{provider}/{model or '-'}"
 
 
 def _clip(text: str, width: int = 60) -> str:

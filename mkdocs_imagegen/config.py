@@ -153,7 +153,7 @@ class EnvName(c.Type[str]):
 
 class ImagegenConfig(base.Config):
     enabled = c.Type(bool, default=True)
-    provider = c.Choice(("placeholder", "openai"), default="placeholder")
+    provider = c.Choice(("placeholder", "openai", "lumenfall"), default="placeholder")
     model = c.Optional(Checked(options.check_model))
     size = Checked(options.check_size, default="1024x1024")
     quality = c.Optional(Checked(options.check_quality))
@@ -168,8 +168,9 @@ class ImagegenConfig(base.Config):
     on_error = c.Choice(("placeholder", "fail"), default="placeholder")
     frozen = c.Type(bool, default=False)
     # The OpenAI-compatible provider.
-    base_url = BaseUrl(default="https://api.openai.com/v1")
-    api_key_env = c.Type(str, default="OPENAI_API_KEY")
+    # Unset: the provider's own (providers.ENDPOINTS).
+    base_url = c.Optional(BaseUrl())
+    api_key_env = c.Optional(c.Type(str))
     timeout = PositiveFloat(120.0)
     max_retries = PositiveInt(3, minimum=0)
     extra_body = c.Type(dict, default={})

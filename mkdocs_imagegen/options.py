@@ -132,6 +132,8 @@ DIRECTIVE_ONLY: dict[str, Callable[[Any], Any]] = {
     "caption": check_text("caption"),
     "source": check_text("source"),
     "mask": check_text("mask"),
+    # How closely an edit keeps the source's features (faces, logos); edits only, some models only.
+    "input_fidelity": _choice("input_fidelity", ("high", "low")),
 }
 
 DIRECTIVE_KEYS: dict[str, Callable[[Any], Any]] = {**DIRECTIVE_ONLY, **DEFAULTABLE}

@@ -18,6 +18,7 @@ records the site's directives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from .config import ImagegenConfig
 from .directives import REF_RE, Directives, Images
 from .extension import FENCE_NAME, Conversion, Found, ImagegenExtension, Rendered, superfences_format
 from .lock import LockError
+from .lifecycle import BuildNotes
 from .logs import log
 from .runtime import cache_dir_for, frozen_from_env, lock_dir_for, open_lock, settings_for
 from .spec import Occurrence
@@ -58,6 +60,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self._files: dict[str, File] = {}  # key -> the image's file in the site
         self._site_files: Files | None = None
         self.page_in_progress: str | None = None  # names the page a read error is about
+        self._model_notes: BuildNotes | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
@@ -93,6 +96,8 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             except (CacheError, LockError) as exc:
                 raise PluginError(str(exc)) from None
             self.images = Images(cache, self._open_engine, lock=lock, frozen=self.frozen)
+            if self._model_notes is None:  # once per process, also across serve's rebuilds
+                self._model_notes = BuildNotes(self.config, self.cache_dir)
         self.directives = Directives(self.settings, images=self.images, config_dir=config_dir(config))
         return files
 
@@ -139,6 +144,11 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         engine = images.engine
         if engine is not None:
             engine.finish_report()
+        if self._model_notes is not None:
+            with contextlib.suppress(Exception):  # a note must never fail a build
+                every, fresh = engine.specs_not_from_cache() if engine is not None else ([], [])
+                made_with = [e.meta.get("model") for e in images.cached.values()]
+                self._model_notes.report(every, fresh, images.cache, log, also_in_use=made_with)
         s = engine.stats if engine is not None else None
         cached = len(images.cached) - len(images.outdated) + (s.cached if s else 0)
         outdated = len(images.outdated) + (s.outdated if s else 0)

@@ -1,33 +1,22 @@
-"""Estimated prices of the known models, in US dollars per image, for the build summary and `status`.
+"""Estimated prices, in US dollars per image, for the build summary, `status` and `generate`.
 
-Figures are OpenAI's published per-image prices for n=1 (input tokens not counted). They are an
-estimate: gateways price differently, and an unknown model is reported as "cost unknown".
+The prices are the model table's (`models.py`): the price of the size actually asked of the API
+(a 800x1000 image is asked as 1024x1536 and priced so), an unset or `auto` quality at the dearest
+tier. Gateway names (`openai/gpt-image-1-mini`) are priced as their model; a model not in the
+table is "cost unknown".
 """
 
 from __future__ import annotations
 
+from . import models
 from .spec import ImageSpec
-
-# model -> quality -> (1024x1024, 1024x1536 or 1536x1024)
-PRICES: dict[str, dict[str, tuple[float, float]]] = {
-    "gpt-image-1-mini": {"low": (0.005, 0.006), "medium": (0.011, 0.015), "high": (0.036, 0.052)},
-    "gpt-image-1": {"low": (0.011, 0.016), "medium": (0.042, 0.063), "high": (0.167, 0.25)},
-}
-# What "auto" (or no quality) is estimated as: the dearest tier, so an estimate never undershoots.
-_DEFAULT_QUALITY = "high"
 
 
 def estimate(spec: ImageSpec) -> float | None:
-    table = PRICES.get(spec.model or "")
-    if table is None:
+    model = models.find(spec.model)
+    if model is None:
         return None
-    quality = spec.quality if spec.quality in table else _DEFAULT_QUALITY
-    square, other = table[quality]
-    dims = spec.dimensions
-    if dims is None:
-        return other  # 'auto' may pick a non-square size
-    width, height = dims
-    return square if abs(width / height - 1) < 0.25 else other
+    return model.price(spec.quality, model.api_size(spec.size))
 
 
 def format_cost(dollars: float | None) -> str:

@@ -26,14 +26,15 @@ def settings_for(plugin_config: ImagegenConfig, docs_dir: str) -> Settings:
     """The site-wide part of key resolution; the provider says which model it asks by default."""
     provider = provider_class(plugin_config.provider)
     defaults = {k: plugin_config[k] for k in options.DEFAULTABLE if plugin_config.get(k) is not None}
-    if provider.default_model is not None:
-        defaults.setdefault("model", provider.default_model)
+    # The default model, and the quality that comes with it, apply only where no model is set.
+    implied = {"model": provider.default_model, "quality": provider.default_quality}
     return Settings(
         docs_dir=os.path.abspath(docs_dir),
         provider=plugin_config.provider,
         defaults=defaults,
         extra_body=dict(plugin_config.extra_body or {}),
         takes_model=provider.takes_model,
+        implied={k: v for k, v in implied.items() if v is not None},
     )
 
 

@@ -22,7 +22,7 @@ import yaml
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import options
+from . import models, options
 from .lock import intent_id
 from .options import OptionError
 
@@ -66,9 +66,10 @@ class ImageSpec:
     extra: str = ""  # canonical JSON of provider-specific body fields (a seed, say)
     # (role, sha256) of input bytes: an edit's source and mask today; another image's digest later.
     inputs: tuple[tuple[str, str], ...] = ()
+    input_fidelity: str | None = None  # edits: "high" or "low"
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        form = {
             "schema": SCHEMA_VERSION,
             "provider": self.provider,
             "model": self.model,
@@ -82,6 +83,10 @@ class ImageSpec:
             "extra": self.extra,
             "inputs": [list(pair) for pair in self.inputs],
         }
+        # Newer fields are keyed only when set, so every key made before them stays as it was.
+        if self.input_fidelity is not None:
+            form["input_fidelity"] = self.input_fidelity
+        return form
 
     @cached_property
     def key(self) -> str:
@@ -103,9 +108,12 @@ class Settings:
 
     docs_dir: str
     provider: str
-    defaults: dict[str, Any]  # DEFAULTABLE keys set in mkdocs.yml, the provider's default model too
+    defaults: dict[str, Any]  # DEFAULTABLE keys set in mkdocs.yml
     extra_body: dict[str, Any] = field(default_factory=dict)
     takes_model: bool = True  # False: the provider reads no model and no body fields, so neither is keyed
+    # The provider's default model and the quality that comes with it (low), used only where no
+    # model is set: a model set in mkdocs.yml, a page or a directive takes no implied quality.
+    implied: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -245,7 +253,8 @@ def _build(
 ) -> Occurrence:
     if "prompt" not in values:
         raise OptionError("the imagegen block has no 'prompt': add 'prompt: <what the image shows>'")
-    merged = {**settings.defaults, **page.defaults, **values}
+    explicit = {**settings.defaults, **page.defaults, **values}
+    merged = {**settings.implied, **explicit} if "model" not in explicit else explicit
     user_prompt = merged["prompt"]
     template = merged.get("prompt_template")
     if "source" in merged and "prompt_template" not in values:
@@ -279,7 +288,23 @@ def _build(
         if settings.takes_model and settings.extra_body
         else "",
         inputs=tuple(inputs),
+        input_fidelity=merged.get("input_fidelity"),
     )
+    if settings.takes_model:
+        # What the model cannot do is this directive's error, before any request is made.
+        models.check(
+            spec.model,
+            prompt=spec.prompt,
+            size=spec.size,
+            quality=spec.quality,
+            background=spec.background,
+            fmt=spec.format,
+            output_compression=spec.output_compression,
+            edit="source" in paths,
+            input_fidelity=spec.input_fidelity,
+            mask_path=paths.get("mask"),
+            source_path=paths.get("source"),
+        )
     return Occurrence(
         page=page.src_uri,
         line=raw.line,

@@ -111,7 +111,15 @@ ENV = {"OPENAI_API_KEY": KEY}
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, **plugin}
+    # A gateway at a loopback base_url serving gpt-image-1-mini (as Lumenfall does): OpenAI's own
+    # default is gpt-image-2 now, which the tests of that default set up themselves.
+    options = {
+        "provider": "openai",
+        "base_url": api.base_url,
+        "timeout": 10,
+        "model": "gpt-image-1-mini",
+        **plugin,
+    }
     return write_site(root, pages, plugin=options)
 
 

@@ -76,7 +76,15 @@ def states(root: Path) -> list[tuple[str, int, str]]:
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, "max_retries": 0, **plugin}
+    # A gateway at a loopback base_url serving gpt-image-1-mini (as Lumenfall does).
+    options = {
+        "provider": "openai",
+        "base_url": api.base_url,
+        "timeout": 10,
+        "max_retries": 0,
+        "model": "gpt-image-1-mini",
+        **plugin,
+    }
     return write_site(root, pages, plugin=options)
 
 
@@ -170,7 +178,7 @@ def test_status_json_shape_and_text(tmp_path: Path) -> None:
     pages = {**TWO_PAGES, "broken.md": "# Broken\n\n```imagegen\nsize: 1024x1024\n```\n"}
     write_site(tmp_path, pages)
     data = status(tmp_path)
-    assert set(data) == {"directives", "totals", "estimated_cost"}
+    assert set(data) == {"directives", "totals", "estimated_cost", "lifecycle", "unknown_models", "rekeyed"}
     rows = data["directives"]
     assert all(set(row) == ROW_KEYS for row in rows)
     by_where = {(r["page"], r["line"]): r for r in rows}
@@ -306,7 +314,7 @@ def test_states_missing_stale_cached_and_the_build_agrees(
     # The build finds everything the command made: zero requests.
     again = build(tmp_path, "--strict")
     assert again.returncode == 0, again.output
-    assert len(fake_api.requests) == 2
+    assert len(fake_api.generation_requests()) == 2
     assert "0 generated" in again.output and "2 from cache" in again.output
     assert all(KEY not in output for output in OUTPUTS)
 
@@ -329,7 +337,7 @@ def test_openai_build_then_status_is_all_cached(tmp_path: Path, fake_api: FakeIm
     assert data["estimated_cost"] == 0.0
     assert run(tmp_path, "check").exit_code == 0
     assert "nothing to generate" in run(tmp_path, "generate").output
-    assert len(fake_api.requests) == 2
+    assert len(fake_api.generation_requests()) == 2
 
 
 def test_dry_run_calls_nothing_and_prints_the_cost(
@@ -338,7 +346,7 @@ def test_dry_run_calls_nothing_and_prints_the_cost(
     openai_site(tmp_path, fake_api, TWO_PAGES)
     result = run(tmp_path, "generate", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert fake_api.requests == []
+    assert fake_api.generation_requests() == []
     # gpt-image-1-mini, no quality set: estimated at the dearest tier ("high").
     assert "would generate 2 image(s), estimated cost $0.088" in result.output
     assert re.search(
@@ -347,7 +355,7 @@ def test_dry_run_calls_nothing_and_prints_the_cost(
     assert {s for *_, s in states(tmp_path)} == {"missing"}
     low = run(tmp_path, "generate", "--dry-run", "--only", "guide/*")
     assert "would generate 1 image(s), estimated cost $0.036" in low.output
-    assert fake_api.requests == []
+    assert fake_api.generation_requests() == []
     assert KEY not in result.output + low.output
 
 
@@ -359,7 +367,7 @@ def test_unknown_model_price_is_cost_unknown(tmp_path: Path, fake_api: FakeImage
     text = run(tmp_path, "status").output
     assert "openai/acme/flux 1024x1024  gateway image" in text and "generating the rest: cost unknown" in text
     dry = run(tmp_path, "generate", "--dry-run")
-    assert "would generate 1 image(s), cost unknown" in dry.output and fake_api.requests == []
+    assert "would generate 1 image(s), cost unknown" in dry.output and fake_api.generation_requests() == []
     done = run(tmp_path, "generate")
     assert done.exit_code == 0 and done.output.rstrip().endswith("s, cost unknown")
     assert fake_api.generation_requests()[0].json["model"] == "acme/flux"
@@ -632,14 +640,16 @@ def test_frozen_env_var_and_stale_placeholders(
     frozen = build(tmp_path, IMAGEGEN_FROZEN="1")
     assert frozen.returncode == 1, frozen.output
     assert "index.md:3" in frozen.output and "frozen mode forbids generating it" in frozen.output
-    assert fake_api.requests == []  # a stale placeholder is not the image, and frozen calls nothing
+    assert (
+        fake_api.generation_requests() == []
+    )  # a stale placeholder is not the image, and frozen calls nothing
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("IMAGEGEN_FROZEN", "1")  # generate is how a frozen site's cache gets filled
     assert run(tmp_path, "generate").exit_code == 0
     assert len(fake_api.generation_requests()) == 1
     passed = build(tmp_path, "--strict", IMAGEGEN_FROZEN="1")
     assert passed.returncode == 0, passed.output
-    assert len(fake_api.requests) == 1 and "0 generated" in passed.output
+    assert len(fake_api.generation_requests()) == 1 and "0 generated" in passed.output
     assert all(KEY not in output for output in OUTPUTS)
 
 

@@ -136,7 +136,8 @@ def test_default_size_formats_and_n(client: httpx.Client) -> None:
     image = open_image(base64.b64decode(generate(client, "x").json()["data"][0]["b64_json"]))
     assert image.size == (1024, 1024)
     for fmt, pil_name in [("jpeg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")]:
-        response = generate(client, "formats", size="1024x1536", output_format=fmt, output_compression=80)
+        compression = {} if fmt == "png" else {"output_compression": 80}  # the spec: webp and jpeg only
+        response = generate(client, "formats", size="1024x1536", output_format=fmt, **compression)
         assert response.json()["output_format"] == fmt
         image = open_image(base64.b64decode(response.json()["data"][0]["b64_json"]))
         assert (image.format, image.size) == (pil_name, (1024, 1536))
@@ -458,7 +459,9 @@ def test_url_redirect_loop(api: FakeImageAPI, client: httpx.Client) -> None:
 
 def test_multipart_edits(api: FakeImageAPI, client: httpx.Client) -> None:
     image_bytes = encode_image(16, 16, "png", (1, 2, 3)) + b"\r\n--not-a-boundary\r\n\x00\xff"
-    mask_bytes = bytes(range(256)) * 3
+    # A real PNG of the image's dimensions (the spec's rule), with bytes after it that a parser
+    # might take for a boundary.
+    mask_bytes = encode_image(16, 16, "png", (0, 0, 0)) + b"\r\n--x\r\n" + bytes(range(256)) * 3
     response = client.post(
         EDIT,
         data={"model": "gpt-image-1-mini", "prompt": "make it blue ✓", "n": "1", "size": "1024x1536"},
@@ -516,6 +519,10 @@ def test_concurrent_requests_overlap() -> None:
             statuses = list(pool.map(lambda i: generate(client, f"prompt {i}").status_code, range(8)))
         assert statuses == [200] * 8
         assert api.max_in_flight > 1
+        # The handler leaves the counter just after its answer is sent: give it that moment.
+        deadline = time.monotonic() + 5
+        while api.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert api.in_flight == 0
         assert len(api.generation_requests()) == 8
 
@@ -552,5 +559,76 @@ def test_every_behaviour_is_tested() -> None:
         "ok", "url", "429", "500", "503", "hang", "invalid_json", "not_image", "invalid_base64",
         "truncated_png", "html_200", "bomb", "moderation", "401", "404_model", "400", "error",
         "url_file_scheme", "url_big", "url_redirect_loop", "echo_auth", "drip",
+        "url_fail_once", "raw_error",
     }  # fmt: skip
     assert covered == BEHAVIOURS
+
+
+def test_url_fail_once_and_raw_error(api: FakeImageAPI, client: httpx.Client) -> None:
+    api.enqueue("url_fail_once", Behaviour("raw_error", status=422, message='{"detail": "bad size"}'))
+    url = generate(client, "once").json()["data"][0]["url"]
+    assert client.get(url).status_code == 500
+    assert open_image(client.get(url).content).size == (1024, 1024)
+    response = generate(client)
+    assert response.status_code == 422 and response.json() == {"detail": "bad size"}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "dall-e-3", "size": "auto"}, "size"),
+        ({"model": "dall-e-2", "prompt": "x" * 1001}, "prompt"),
+        ({"model": "dall-e-3", "output_format": "png"}, "output_format"),
+        ({"model": "gpt-image-1", "quality": "hd"}, "quality"),
+        ({"model": "gpt-image-1-mini", "size": "800x400"}, "size"),
+        ({"model": "gpt-image-2", "size": "801x400"}, "size"),
+        ({"model": "gpt-image-2", "size": "1600x400"}, "size"),
+        ({"model": "gpt-image-2", "background": "transparent"}, "background"),
+        ({"model": "gpt-image-1", "background": "transparent", "output_format": "jpeg"}, "background"),
+        ({"model": "gpt-image-1", "output_compression": 50}, "output_compression"),
+        ({"model": "gpt-image-1", "response_format": "b64_json"}, "response_format"),
+    ],
+)
+def test_requests_the_spec_refuses_are_refused(client: httpx.Client, body: dict, param: str) -> None:
+    response = client.post(GEN, json={"prompt": "p", **body})
+    assert assert_error(response, 400, "invalid_value", "invalid_request_error")["param"] == param
+
+
+def test_requests_the_spec_takes_are_taken(client: httpx.Client) -> None:
+    for body in (
+        {"model": "gpt-image-2", "size": "800x400"},
+        {"model": "gpt-image-2-2026-04-21", "size": "3840x2160"},
+        {"model": "dall-e-3", "size": "1792x1024", "quality": "hd", "response_format": "b64_json"},
+        {"model": "openai/gpt-image-1-mini", "size": "1536x1024", "quality": "low"},
+        {"model": "acme/anything", "size": "123x45", "quality": "ultra"},
+    ):
+        assert client.post(GEN, json={"prompt": "p", **body}).status_code == 200, body
+
+
+def test_edits_refuse_moderation_dalle3_and_a_wrong_mask(client: httpx.Client) -> None:
+    png = encode_image(16, 16, "png", (1, 2, 3))
+    small = encode_image(8, 8, "png", (1, 2, 3))
+    cases = [
+        ({"model": "gpt-image-1", "moderation": "low"}, {"image": ("i.png", png)}, "moderation"),
+        ({"model": "dall-e-3"}, {"image": ("i.png", png)}, "model"),
+        ({"model": "gpt-image-1"}, {"image": ("i.png", png), "mask": ("m.png", small)}, "mask"),
+        (
+            {"model": "gpt-image-1-mini", "input_fidelity": "high"},
+            {"image": ("i.png", png)},
+            "input_fidelity",
+        ),
+    ]
+    for data, files, param in cases:
+        response = client.post(EDIT, data={"prompt": "p", **data}, files=files)
+        assert assert_error(response, 400, "invalid_value", "invalid_request_error")["param"] == param
+
+
+def test_lumenfall_flavour_takes_response_format_and_lists_models() -> None:
+    with FakeImageAPI(flavour="lumenfall") as api, httpx.Client(base_url=api.base_url) as client:
+        body = {"model": "gpt-image-1-mini", "prompt": "p", "response_format": "b64_json"}
+        assert client.post(GEN, json=body).status_code == 200
+        api.models = [{"id": "gpt-image-1-mini", "shutdown_date": "2027-01-01"}]
+        assert client.get("/models").json()["data"] == api.models
+        quote = client.post(GEN, params={"dryRun": "true"}, json=body).json()
+        assert quote["metadata"]["cost"] == api.dry_run_cost
+        assert len(api.generation_requests()) == 1  # the estimate generated nothing

@@ -157,6 +157,12 @@ class Engine:
     def done_outcomes(self) -> list[Outcome]:
         return [j.future.result() for j in self._board.all() if j.future.done()]
 
+    def specs_not_from_cache(self) -> tuple[list[ImageSpec], list[ImageSpec]]:
+        """(every spec in use, those this build did not find in the cache): for the model notes."""
+        jobs = self._board.all()
+        fresh = [j.spec for j in jobs if not j.future.done() or j.future.result().status != "cached"]
+        return [j.spec for j in jobs], fresh
+
     def finish_report(self) -> None:
         """Say once what the spending guard held back, and how to lift it."""
         message = self.guard.report()
@@ -250,7 +256,8 @@ class Engine:
     async def _make(self, job: Job) -> Outcome:
         try:
             image = await self.asker.ask(job)
-            cost = self.provider.estimate_cost(job.spec)
+            # What the provider says it charged (Lumenfall's metadata.cost), else the estimate.
+            cost = image.cost if image.cost is not None else self.provider.estimate_cost(job.spec)
             entry = await asyncio.to_thread(self._store, job.spec, image, cost)
         except Refused as exc:
             return await self.fallback.placeholder(job, f"{exc} reached")
@@ -261,7 +268,7 @@ class Engine:
         except ProviderError as exc:
             if exc.status is not None and self.provider.paid:
                 self.guard.refund()  # the API answered with an error: nothing was billed
-            if exc.status in (401, 402) or exc.code in STOP_CODES:
+            if exc.stop or exc.status in (401, 402) or exc.code in STOP_CODES:
                 self.brake.disabled = self.provider.scrub(exc.message)
             return await self.fallback.failed(job, exc.message)
         except imaging.ImageError as exc:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from ..providers import ProviderError
 
-MAX_RETRY_AFTER = 60.0
+# The provider already refuses longer waits (providers.retry, as openai-python): this bounds a bad one.
+MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 8.0
 
 

@@ -22,7 +22,21 @@ if TYPE_CHECKING:
 PROVIDERS = {
     "placeholder": ("mkdocs_imagegen.providers.placeholder", "PlaceholderProvider"),
     "openai": ("mkdocs_imagegen.providers.openai", "OpenAIProvider"),
+    "lumenfall": ("mkdocs_imagegen.providers.openai", "LumenfallProvider"),
 }
+
+# Per OpenAI-compatible provider: the API and the key's variable, when mkdocs.yml names neither.
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "lumenfall": ("https://api.lumenfall.ai/openai/v1", "LUMENFALL_API_KEY"),
+}
+PAID = frozenset(ENDPOINTS)
+
+
+def endpoint(plugin_config: Any) -> tuple[str, str]:
+    """(base_url, api_key_env) of the configured provider; mkdocs.yml's own values win."""
+    base_url, key_env = ENDPOINTS.get(plugin_config["provider"], ENDPOINTS["openai"])
+    return plugin_config.get("base_url") or base_url, plugin_config.get("api_key_env") or key_env
 
 
 class ProviderError(Exception):
@@ -36,6 +50,7 @@ class ProviderError(Exception):
         status: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        stop: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -43,6 +58,7 @@ class ProviderError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.stop = stop  # no other request would fare better (a rejected key, an empty balance)
 
 
 @dataclass(frozen=True)
@@ -58,12 +74,15 @@ class GeneratedImage:
     data: bytes
     exact: bool = False  # True when the bytes are already exactly what the spec asks (trusted renderer)
     info: dict[str, Any] = field(default_factory=dict)  # revised_prompt, usage: kept with the image
+    cost: float | None = None  # what the provider says it charged, when it says so
 
 
 class Provider(abc.ABC):
     name: ClassVar[str]
     paid: ClassVar[bool] = False  # the one test of whether an image costs money
     default_model: ClassVar[str | None] = None
+    # Comes with the default model only (quality: low), so that setting `model:` changes no key.
+    default_quality: ClassVar[str | None] = None
     takes_model: ClassVar[bool] = True  # False: model and extra_body change nothing, so are not keyed
 
     @classmethod

@@ -11,57 +11,54 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import email.utils
 import json
 import os
-import time
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .. import __version__, imaging, pricing
+from .. import __version__, models, pricing
 from ..spec import ImageSpec
-from . import GeneratedImage, GenerationRequest, Provider, ProviderError
+from . import GeneratedImage, GenerationRequest, Provider, ProviderError, endpoint
+from .retry import RETRY_STATUSES, decide, parse_retry_after
 
 if TYPE_CHECKING:
-    from ..config import ImagegenConfig
+    pass
 
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
-RETRY_STATUSES = frozenset({408, 409, 429})
+DOWNLOAD_ATTEMPTS = 3  # a generated (and billed) image is fetched again, never generated again
+MAX_ERROR_CHARS = 300
+# Error codes that mean no other request of this run would fare better.
+STOP_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "missing_api_key",
+        "insufficient_quota",
+        "INSUFFICIENT_BALANCE",
+        "AUTHENTICATION_FAILED",
+    }
+)
+# Lumenfall's codes that say a retry may help (whatever the HTTP status).
+RETRY_CODES = frozenset({"RATE_LIMITED", "ALL_PROVIDERS_EXHAUSTED"})
+GONE_CODES = frozenset({"model_not_found", "MODEL_NOT_FOUND", "MODEL_DISABLED"})
 USER_AGENT = f"mkdocs-imagegen/{__version__} (+https://pypi.org/project/mkdocs-imagegen/)"
-
-# Sizes each model family accepts; other models (behind gateways) are sent the asked size as is.
-_GPT_IMAGE_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
-_SUPPORTED_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
-    "gpt-image": _GPT_IMAGE_SIZES,
-    "dall-e-3": ((1024, 1024), (1792, 1024), (1024, 1792)),
-    "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
-}
-
-
-def supported_sizes(model: str | None) -> tuple[tuple[int, int], ...] | None:
-    name = (model or "").lower().rsplit("/", 1)[-1]
-    for prefix, sizes in _SUPPORTED_SIZES.items():
-        if name.startswith(prefix):
-            return sizes
-    return None
 
 
 def api_size(spec: ImageSpec) -> str:
-    """The size to ask the API for: the asked one if accepted, else the closest in aspect ratio."""
-    dims = spec.dimensions
-    sizes = supported_sizes(spec.model)
-    if dims is None or sizes is None or dims in sizes:
-        return spec.size
-    width, height = imaging.closest_size(dims[0], dims[1], sizes)
-    return f"{width}x{height}"
+    """The size asked of the API: as written where the model takes it, else the nearest it takes."""
+    model = models.find(spec.model)
+    return spec.size if model is None else model.api_size(spec.size)
 
 
 class OpenAIProvider(Provider):
     name = "openai"
     paid = True
-    default_model = "gpt-image-1-mini"
+    # OpenAI shut gpt-image-1-mini down on 2026-12-01; gpt-image-2 at low quality is its cheapest
+    # live model with a published price (about $0.006 at 1024x1024).
+    default_model = "gpt-image-2"
+    default_quality = "low"
 
     def __init__(
         self,
@@ -72,7 +69,10 @@ class OpenAIProvider(Provider):
         concurrency: int,
         extra_body: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
+        provider: str = "openai",
     ) -> None:
+        self.provider = provider
+        self._gone: dict[str, str] = {}  # model -> why it is gone: asked once, not once per image
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.api_key = os.environ.get(api_key_env, "").strip()
@@ -87,20 +87,23 @@ class OpenAIProvider(Provider):
         )
 
     @classmethod
-    def from_config(cls, config: ImagegenConfig) -> OpenAIProvider:
+    def from_config(cls, config: Any) -> OpenAIProvider:
+        base_url, api_key_env = endpoint(config)
         return cls(
-            base_url=config.base_url,
-            api_key_env=config.api_key_env,
-            timeout=config.timeout,
-            concurrency=config.concurrency,
-            extra_body=config.extra_body,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            timeout=config["timeout"],
+            concurrency=config["concurrency"],
+            extra_body=config.get("extra_body"),
+            provider=config["provider"],
         )
 
     def unavailable_reason(self) -> str | None:
         if not self.api_key:
             return (
                 f"no API key: the environment variable {self.api_key_env} is not set. "
-                f"Set {self.api_key_env} (or change api_key_env) to generate images with provider 'openai'"
+                f"Set {self.api_key_env} (or change api_key_env) to generate images "
+                f"with provider '{self.provider}'"
             )
         return None
 
@@ -113,17 +116,24 @@ class OpenAIProvider(Provider):
 
     # -- the request -----------------------------------------------------------------------------
     def _fields(self, request: GenerationRequest) -> dict[str, Any]:
+        """Only what the model and the endpoint accept (models.request_fields)."""
         spec = request.spec
         body: dict[str, Any] = {**self.extra_body, "model": spec.model, "prompt": spec.prompt, "n": 1}
-        optional = {
-            "size": api_size(spec),
-            "quality": spec.quality,
-            "background": spec.background,
-            "output_format": spec.format,
-            "output_compression": spec.output_compression,
-            "moderation": request.moderation,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
+        body.update(
+            models.request_fields(
+                models.find(spec.model),
+                size=spec.size,
+                quality=spec.quality,
+                background=spec.background,
+                fmt=spec.format,
+                output_compression=spec.output_compression,
+                moderation=request.moderation,
+                edit=bool(request.source_path),
+                input_fidelity=spec.input_fidelity,
+            )
+        )
+        if self.provider == "lumenfall" and "response_format" not in body:
+            body["response_format"] = "b64_json"  # Lumenfall may answer with a URL otherwise
         return body
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
@@ -141,6 +151,9 @@ class OpenAIProvider(Provider):
     async def _generate(self, request: GenerationRequest) -> GeneratedImage:
         if not self.api_key:
             raise ProviderError(self.unavailable_reason() or "no API key", code="missing_api_key")
+        gone = self._gone.get(request.spec.model or "")
+        if gone:  # an earlier answer said so: ask nothing more of this model
+            raise ProviderError(gone, code="model_not_found", status=404)
         headers = {"Authorization": f"Bearer {self.api_key}"}
         fields = self._fields(request)
         with self._transport_errors(f"the API at {self.base_url}"):
@@ -156,7 +169,10 @@ class OpenAIProvider(Provider):
                     f"{self.base_url}/images/generations", json=fields, headers=headers
                 )
         if response.status_code >= 400:
-            raise self._error(response, request.spec)
+            error = self._error(response, request.spec)
+            if error.code in GONE_CODES:
+                self._gone[request.spec.model or ""] = error.message
+            raise error
         return await self._image(response)
 
     def _files(self, request: GenerationRequest) -> dict[str, tuple[str, bytes, str]]:
@@ -193,10 +209,27 @@ class OpenAIProvider(Provider):
                     "the API answered with invalid base64 image data", code="invalid_base64"
                 ) from None
         elif isinstance(item, dict) and isinstance(item.get("url"), str):
-            data = await self._download(item["url"])
+            data = await self._download_again_if_needed(item["url"])
         else:
             raise ProviderError("the API answer has neither b64_json nor url", code="invalid_response")
-        return GeneratedImage(data=data, info=info)
+        return GeneratedImage(data=data, info=info, cost=reported_cost(payload))
+
+    async def _download_again_if_needed(self, url: str) -> bytes:
+        """The image is made and billed: a failed download is retried here, never the generation."""
+        attempt = 0
+        while True:
+            try:
+                return await self._download(url)
+            except ProviderError as exc:
+                attempt += 1
+                if not exc.retryable or attempt >= DOWNLOAD_ATTEMPTS:
+                    # Not retryable by the engine: a retry there would generate (and pay) again.
+                    raise ProviderError(
+                        f"{exc.message}; the image was generated (and billed) but could not be "
+                        f"downloaded after {attempt} attempt(s)",
+                        code=exc.code or "download_failed",
+                    ) from None
+                await asyncio.sleep(min(4.0, 0.25 * 2**attempt))
 
     async def _download(self, url: str) -> bytes:
         """Fetch an image URL: http(s) only, size-capped, without our Authorization header."""
@@ -247,59 +280,153 @@ class OpenAIProvider(Provider):
 
     def _error(self, response: httpx.Response, spec: ImageSpec) -> ProviderError:
         status = response.status_code
-        message, code = "", None
-        try:
-            err = response.json().get("error") or {}
-            if isinstance(err, dict):
-                message, code = str(err.get("message") or ""), err.get("code") or err.get("type")
-            elif isinstance(err, str):
-                message = err
-        except (ValueError, AttributeError):
-            message = response.text[:200].strip()
-        detail = f"{message} ({code})" if code else message or response.reason_phrase
-        detail = self.scrub(detail)
-        retryable = status in RETRY_STATUSES or status >= 500
-        if code == "insufficient_quota":
-            retryable = False
-        if status == 401 or code in ("invalid_api_key", "missing_api_key"):
+        message, code = error_detail(response)
+        detail = self.scrub(f"{message} ({code})" if code else message or response.reason_phrase)
+        retryable_code: bool | None = None
+        if code in RETRY_CODES:
+            retryable_code = True
+        elif code in STOP_CODES or code in GONE_CODES:
+            retryable_code = False
+        decision = decide(status, response.headers, retryable_code=retryable_code)
+        stop = status == 401 or code in STOP_CODES
+        if code in ("INSUFFICIENT_BALANCE", "insufficient_quota"):
+            text = (
+                f"the account behind {self.api_key_env} has no credit left at {self.base_url} "
+                f"(HTTP {status}): {detail}. Top it up, then build again; nothing more is asked this run"
+            )
+        elif stop:
             text = (
                 f"the API rejected the key in {self.api_key_env} (HTTP {status}): {detail}. "
                 f"Set {self.api_key_env} to a valid key"
             )
         elif code == "moderation_blocked" or "safety system" in message:
             text = f"the prompt was refused by the provider's safety system (HTTP {status}): {detail}"
-        elif code == "model_not_found" or (status == 404 and "model" in message.lower()):
-            text = f"unknown model '{spec.model}' at {self.base_url} (HTTP {status}): {detail}"
+        elif code in GONE_CODES or (status == 404 and "model" in message.lower()):
+            code = code or "model_not_found"
+            known = models.find(spec.model)
+            elsewhere = (
+                "; provider: lumenfall still serves it"
+                if known is not None and known.lumenfall and self.provider != "lumenfall"
+                else ""
+            )
+            text = (
+                f"model '{spec.model}' is not served at {self.base_url} (HTTP {status}): {detail}. "
+                f"It may have been retired: set another model: (see the README's model table){elsewhere}; "
+                "cached images keep working"
+            )
         else:
             text = f"the API answered HTTP {status}: {detail}"
+        if not decision.retry and decision.reason and (status in RETRY_STATUSES or status >= 500):
+            text += f" (not retried: {decision.reason})"
         return ProviderError(
-            text, code=code, status=status, retryable=retryable, retry_after=retry_after(response.headers)
+            text, code=code, status=status, retryable=decision.retry, retry_after=decision.delay, stop=stop
         )
+
+    # -- estimates and lifecycle ---------------------------------------------------------------
+    async def dry_run_cost(self, request: GenerationRequest) -> float | None:
+        """Lumenfall's own estimate (`?dryRun=true`, nothing generated or billed), or None."""
+        if self.provider != "lumenfall" or not self.api_key or request.source_path:
+            return None
+        try:
+            response = await self._client.post(
+                f"{self.base_url}/images/generations",
+                params={"dryRun": "true"},
+                json=self._fields(request),
+                headers={"Authorization": f"Bearer {self.api_key}"},
+            )
+            if response.status_code >= 400:
+                return None
+            return reported_cost(response.json())
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def shutdown_dates(self) -> dict[str, str] | None:
+        """`GET /models`: model id -> shutdown_date where the API lists one; None on any failure."""
+        if not self.api_key:
+            return None
+        try:
+            response = await self._client.get(
+                f"{self.base_url}/models",
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                timeout=min(self.timeout, 10.0),
+            )
+            if response.status_code >= 400 or len(response.content) > 4 * 1024 * 1024:
+                return None
+            data = response.json().get("data")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        dates: dict[str, str] = {}
+        for item in data if isinstance(data, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            value = item.get("shutdown_date")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                import datetime
+
+                try:
+                    value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc).date().isoformat()
+                except (OverflowError, OSError, ValueError):
+                    continue
+            if isinstance(value, str) and _ISO_DATE.match(value):
+                dates[item["id"][:200]] = value[:10]
+        return dates
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+class LumenfallProvider(OpenAIProvider):
+    """Lumenfall's OpenAI-compatible API: its own URL, key variable, codes and reported costs."""
+
+    name = "lumenfall"
+    # Lumenfall still serves gpt-image-1-mini: at low quality the cheapest image here ($0.005).
+    default_model = "gpt-image-1-mini"
+    default_quality = "low"
+
+
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or a date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
+    """Seconds the server asked us to wait, when it is a delay openai-python would honour."""
+    delay = parse_retry_after(headers)
+    return delay if delay is not None and 0 < delay <= 120 else None
+
+
+def error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    """(message, code) of an error answer: OpenAI's `{"error": {...}}`, Lumenfall's upper-case codes,
+    or, for any other body (a 422's validation details, an HTML page), the body itself, trimmed."""
     try:
-        return max(0.0, float(value))
+        payload = response.json()
     except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        payload = None
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict) and (err.get("message") or err.get("code")):
+            code = err.get("code") or err.get("type")
+            return str(err.get("message") or ""), str(code) if code else None
+        if isinstance(err, str) and err:
+            code = payload.get("code")
+            return err, str(code) if isinstance(code, str) else None
+        if isinstance(payload.get("code"), str) and isinstance(payload.get("message"), str):
+            return payload["message"], payload["code"]
+    text = " ".join(response.text.split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return text, None
+
+
+def reported_cost(payload: Any) -> float | None:
+    """The cost a gateway reports with its answer (Lumenfall: `metadata.cost`), or None."""
+    if not isinstance(payload, dict):
         return None
-    return max(0.0, parsed.timestamp() - time.time())
+    for holder in (payload.get("metadata"), payload):
+        if isinstance(holder, dict):
+            for name in ("cost", "estimated_cost"):
+                value = holder.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1000:
+                    return float(value)
+    return None
 
 
 def _too_big() -> ProviderError:

@@ -25,6 +25,7 @@ from .images import (
     encode_image,
 )
 from .script import _ERROR_DEFAULTS, Behaviour, RecordedRequest, _BadRequest, _parse_multipart
+from .validate import validate_request
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -114,7 +115,18 @@ class Handler(BaseHTTPRequestHandler):
         api._record(record)
 
         try:
-            if method == "POST" and path.rstrip("/") in (
+            if method == "GET" and path.rstrip("/") == "/v1/models":
+                if api.models_status != 200:
+                    self._send_error_json(api.models_status, "server_error", None, "models unavailable", None)
+                else:
+                    self._send_json(200, {"object": "list", "data": api.models})
+            elif (
+                method == "POST"
+                and path.rstrip("/") == "/v1/images/generations"
+                and "dryRun=true" in split.query
+            ):
+                self._send_json(200, {"dryRun": True, "metadata": {"cost": api.dry_run_cost}})
+            elif method == "POST" and path.rstrip("/") in (
                 "/v1/images/generations",
                 "/v1/images/edits",
             ):
@@ -278,6 +290,10 @@ class Handler(BaseHTTPRequestHandler):
                 extra,
             )
             return
+        if name == "raw_error":
+            body = (behaviour.message or "").encode("utf-8")
+            self._send(behaviour.status or 422, body, behaviour.content_type, extra)
+            return
         if name == "invalid_json":
             self._send(200, INVALID_JSON_BODY, "application/json", extra)
             return
@@ -299,8 +315,11 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         try:
+            if api.validate:
+                validate_request(params, endpoint, record.file_parts, api.flavour)
             spec = _ImageSpec.from_params(params, endpoint, record)
         except _BadRequest as exc:
+            api.rejections.append(exc.message)
             self._send_error_json(
                 exc.status, "invalid_request_error", "invalid_value", exc.message, exc.param
             )
@@ -330,6 +349,9 @@ class Handler(BaseHTTPRequestHandler):
             elif name == "url_big":
                 file_id = api._store_file(("big", behaviour.size, behaviour.content_length))
                 item["url"] = f"{api.root_url}/files/{file_id}.png"
+            elif name == "url_fail_once":
+                file_id = api._store_file(("fail_once", spec.encode(rgb), spec.fmt))
+                item["url"] = f"{api.root_url}/files/{file_id}.{spec.fmt}"
             elif name == "url_redirect_loop":
                 file_id = api._store_file(("loop",))
                 item["url"] = f"{api.root_url}/files/{file_id}.png"
@@ -359,6 +381,8 @@ class Handler(BaseHTTPRequestHandler):
                 "total_tokens": input_tokens + image_tokens + output_tokens,
             },
         }
+        if api.reported_cost is not None:
+            payload["metadata"] = {"cost": api.reported_cost}
         self._send_json(200, payload, extra)
 
     # -- files (URL mode) ---------------------------------------------------------------
@@ -373,6 +397,11 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "bytes":
             _, data, fmt = entry
             self._send(200, data, _CONTENT_TYPES[fmt])
+        elif kind == "fail_once":
+            _, data, fmt = entry
+            with api._lock:
+                api._files[name.rsplit(".", 1)[0]] = ("bytes", data, fmt)
+            self._send(500, b"temporary storage error\n", "text/plain")
         elif kind == "loop":
             location = f"{api.root_url}/files/{name}"
             self._send(302, b"", "text/plain", {"Location": location})

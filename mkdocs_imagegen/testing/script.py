@@ -41,6 +41,8 @@ BEHAVIOURS: frozenset[str] = frozenset(
         "url_file_scheme",
         "url_big",  # GET body of `size` bytes, streamed
         "url_redirect_loop",  # GET answers 302 to itself forever
+        "url_fail_once",  # data[i].url whose first GET answers 500, the next ones the image
+        "raw_error",  # `status` with `message` as the whole body (not OpenAI-shaped), `content_type`
     }
 )
 
@@ -133,6 +135,7 @@ class Behaviour:
     message: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         if self.name not in BEHAVIOURS:

@@ -66,6 +66,8 @@ class FakeImageAPI:
         mode: str = "b64",
         api_key: str | None = None,
         max_body_bytes: int = 64 * 1024 * 1024,
+        validate: bool = True,
+        flavour: str = "openai",
     ) -> None:
         if mode not in ("b64", "url"):
             raise ValueError(f"mode must be 'b64' or 'url', not {mode!r}")
@@ -73,6 +75,13 @@ class FakeImageAPI:
         self.mode = mode
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.validate = validate  # refuse what the spec refuses, per model (validate.validate_request)
+        self.flavour = flavour  # "openai" or "lumenfall" (which takes response_format everywhere)
+        self.rejections: list[str] = []  # messages of requests refused by validate_request
+        self.models: list[dict[str, Any]] = []  # GET /v1/models answers {"data": models}
+        self.models_status = 200
+        self.reported_cost: float | None = None  # successes carry metadata.cost when set
+        self.dry_run_cost = 0.005  # ?dryRun=true answers metadata.cost
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # bugs in the fixture itself
         self.max_in_flight = 0
@@ -176,7 +185,9 @@ class FakeImageAPI:
         return [
             r
             for r in list(self.requests)
-            if r.method == "POST" and r.path.rstrip("/").endswith(("/images/generations", "/images/edits"))
+            if r.method == "POST"
+            and r.path.rstrip("/").endswith(("/images/generations", "/images/edits"))
+            and "dryRun=true" not in r.query  # an estimate generates nothing
         ]
 
     # -- internals used by the handler -----------------------------------------------

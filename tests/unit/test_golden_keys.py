@@ -57,7 +57,12 @@ def config(**options: Any) -> ImagegenConfig:
 
 def keys(provider: str) -> dict[int, str]:
     # extra_body is set for both: the placeholder provider reads no body fields, so keys none.
-    settings = settings_for(config(provider=provider, quality="low", extra_body={"seed": 7}), "/docs")
+    # The model is named: OpenAI's default changed to gpt-image-2 when gpt-image-1-mini was shut
+    # down there (2026-12-01); a site that names gpt-image-1-mini keeps these very keys.
+    model = {"model": "gpt-image-1-mini"} if provider == "openai" else {}
+    settings = settings_for(
+        config(provider=provider, quality="low", extra_body={"seed": 7}, **model), "/docs"
+    )
     page = PageInfo(src_uri="guide/page.md", abs_path=None, title="Guide", meta={}, defaults={})
     found = {}
     for raw in DIRECTIVES:
@@ -77,8 +82,10 @@ def test_keys_of_a_set_of_directives_are_pinned(provider: str) -> None:
 
 
 def test_the_canonical_form_is_pinned() -> None:
-    """What goes into the hash, field by field: the default model comes from the provider."""
-    settings = settings_for(config(provider="openai", quality="low", extra_body={"seed": 7}), "/docs")
+    """What goes into the hash, field by field."""
+    settings = settings_for(
+        config(provider="openai", model="gpt-image-1-mini", quality="low", extra_body={"seed": 7}), "/docs"
+    )
     page = PageInfo(src_uri="guide/page.md", abs_path=None, title="Guide", meta={}, defaults={})
     occurrence = resolve(DIRECTIVES[1], page, settings)
     assert occurrence.spec is not None
@@ -97,3 +104,16 @@ def test_what_does_not_decide_the_pixels_is_not_keyed() -> None:
     second = resolve(RawDirective("inline", 9, "a fox", alt="Other", attrs='width="30"'), two, settings)
     assert first.spec is not None and second.spec is not None
     assert first.spec.key == second.spec.key
+
+
+def test_the_default_model_comes_from_the_provider_with_its_quality() -> None:
+    """No model set: the provider's default model and the quality that comes with it (low)."""
+    page = PageInfo(src_uri="a.md", abs_path=None, title="A", meta={}, defaults={})
+    for provider, model in (("openai", "gpt-image-2"), ("lumenfall", "gpt-image-1-mini")):
+        occurrence = resolve(DIRECTIVES[0], page, settings_for(config(provider=provider), "/docs"))
+        assert occurrence.spec is not None
+        assert (occurrence.spec.model, occurrence.spec.quality) == (model, "low")
+    # A model set by hand takes no implied quality: setting `model:` alone changes no other field.
+    named = settings_for(config(provider="openai", model="gpt-image-1-mini"), "/docs")
+    occurrence = resolve(DIRECTIVES[0], page, named)
+    assert occurrence.spec is not None and occurrence.spec.quality is None

@@ -114,7 +114,7 @@ def test_an_unsupported_size_asks_for_the_nearest_supported_one() -> None:
             error(404, "model_not_found", "no such model"),
             "model_not_found",
             False,
-            "unknown model 'gpt-image-1-mini'",
+            "model 'gpt-image-1-mini' is not served at",
         ),
     ],
 )
@@ -196,6 +196,8 @@ def test_no_key_is_a_reason_not_a_request(monkeypatch: pytest.MonkeyPatch) -> No
 def test_retry_after_headers() -> None:
     assert retry_after(httpx.Headers({"retry-after-ms": "250"})) == 0.25
     assert retry_after(httpx.Headers({"retry-after": "3"})) == 3.0
-    assert retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0  # in the past
+    # In the past (or zero): the engine's backoff, not an instant retry (openai-python's rule).
+    assert retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) is None
+    assert retry_after(httpx.Headers({"retry-after": "0"})) is None
     assert retry_after(httpx.Headers({"retry-after": "soon"})) is None
     assert retry_after(httpx.Headers()) is None
