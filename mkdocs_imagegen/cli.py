@@ -454,7 +454,7 @@ def _make(
                 )
                 quoted = _gateway_estimate(site, make) if not reason else ""
                 click.echo(f"would generate {len(make)} image(s), {cost}{quoted}{fetch}{held_back}{broken}")
-                _echo_model_notes(*_model_notes(site, images, ask_api=False))  # a dry run asks nothing more
+                _echo_model_notes(*_model_notes(site, selected, ask_api=False))  # a dry run asks nothing more
                 if reason:
                     raise click.ClickException(f"{reason}. The real run would generate nothing")
             else:
