@@ -34,8 +34,8 @@ from .cache import CacheError, ImageCache
 from .config import ImagegenConfig
 from .directives import REF_RE, Directives, Images
 from .extension import FENCE_NAME, Conversion, Found, ImagegenExtension, Rendered, superfences_format
-from .lock import LockError
 from .lifecycle import BuildNotes
+from .lock import LockError
 from .logs import log
 from .runtime import cache_dir_for, frozen_from_env, lock_dir_for, open_lock, settings_for
 from .spec import Occurrence
