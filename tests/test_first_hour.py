@@ -48,7 +48,15 @@ def imagegen(root: Path, *args: str, key: bool = True) -> subprocess.CompletedPr
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, "max_retries": 0, **plugin}
+    # A gateway at a loopback base_url serving gpt-image-1-mini (OpenAI's own default is gpt-image-2).
+    options = {
+        "provider": "openai",
+        "base_url": api.base_url,
+        "timeout": 10,
+        "max_retries": 0,
+        "model": "gpt-image-1-mini",
+        **plugin,
+    }
     return write_site(root, pages, plugin=options)
 
 
