@@ -39,6 +39,7 @@ def lock_site(root: Path, api: FakeImageAPI, pages: dict[str, str] = PAGES, **pl
     options = {
         "provider": "openai",
         "base_url": api.base_url,
+        "model": "gpt-image-1-mini",  # a gateway serving it (OpenAI's own default is gpt-image-2)
         "timeout": 10,
         "max_retries": 0,
         "lock": "docs-images",
