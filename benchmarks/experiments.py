@@ -63,6 +63,11 @@ class Bench:
             plugin={
                 "mkdocs.yml": {"cache_dir": ".cache/warm"},
                 "mkdocs-cold.yml": {"cache_dir": ".cache/cold"},
+                # The remote experiment's store is a loopback S3 server named by AWS_ENDPOINT_URL.
+                "mkdocs-remote.yml": {
+                    "cache_dir": ".cache/remote-local",
+                    "remote_cache": "s3://bench-images/bench",
+                },
             },
         )
         (self.root / "out").mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,10 @@ from sites import SiteModel
 ROOT = Path(__file__).resolve().parent.parent
 
 # The plugin's summary line, logged at INFO at the end of every build.
-SUMMARY = re.compile(r"(\d+) images? in use: (\d+) from cache, (\d+) generated, (\d+) failed, in ([0-9.]+) s")
+SUMMARY = re.compile(
+    r"(\d+) images? in use: (\d+) from cache(?: \(\d+ from the remote cache\))?, (\d+) generated, "
+    r"(\d+) failed.*?, in ([0-9.]+) s"
+)
 
 
 class BenchmarkError(RuntimeError):

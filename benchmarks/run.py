@@ -38,7 +38,7 @@ from sites import make_model, superfences
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "latest.json"
 
 
-PARTS = ("warm", "cold", "generation", "growth")
+PARTS = ("warm", "cold", "generation", "growth", "remote")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -134,6 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("generation", generation))
     if "growth" in args.only:
         steps.append(("growth", lambda root: run_growth(root, args.pages, args.growth, args.growth_repeat)))
+    if "remote" in args.only:
+
+        def remote(root: Path) -> tuple[list[Figure], dict[str, Any]]:
+            from remote import run_remote
+
+            progress(f"remote: N = {args.pages}, M = {args.directives}: writing the site, priming the cache")
+            bench = Bench(root / "remote", make_model(args.pages, args.directives))
+            bench.setup()
+            bench.warmup()
+            return run_remote(bench, args.repeat)
+
+        steps.append(("remote", remote))
     try:
         with workdir(args.workdir, args.keep) as root:
             for name, step in steps:

@@ -25,6 +25,7 @@ FIGURES = (
     "growth_time_linearity",
     "growth_cold_rss_ratio",
     "growth_plain_rss_ratio",
+    "remote_fill_ratio",
 )
 PER_SIZE = ("growth_warm_overhead@M=", "growth_cold_peak_rss@M=")
 
