@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -23,9 +23,6 @@ from .. import __version__, models, pricing
 from ..spec import ImageSpec
 from . import GeneratedImage, GenerationRequest, Provider, ProviderError, endpoint
 from .retry import RETRY_STATUSES, decide, parse_retry_after
-
-if TYPE_CHECKING:
-    pass
 
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
 DOWNLOAD_ATTEMPTS = 3  # a generated (and billed) image is fetched again, never generated again
