@@ -419,6 +419,12 @@ def _make(
         held = make[max_new_images:]
         todo = [i for i in todo if i not in held]
     held_back = f", {len(held)} held back by max_new_images ({max_new_images})" if held else ""
+    max_cost = site.plugin_config.max_cost if site.paid else None
+    _, over = _within_cost(_to_make(todo, force), max_cost)  # fetching from the remote is free
+    todo = [i for i in todo if i not in over]
+    if over:
+        cap = pricing.format_cost(max_cost)
+        held_back += f", {len(over)} held back by max_cost ({cap}; an unknown cost counts as over it)"
 
     # The command reports failures itself (no placeholder is stored), and the cap was applied to
     # the plan above: the engine is given only what the plan allows. keep_going: one refused
@@ -447,6 +453,7 @@ def _make(
                 verb = "would generate" if image in make else "would fetch   "
                 click.echo(f"{verb} {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}")
             _echo_held(held, max_new_images)
+            _echo_over(over, max_cost)
             if dry_run:
                 cost = _estimated(estimate(make, site.paid))
                 fetch = (
@@ -487,6 +494,7 @@ def _make(
     for message in untried:
         click.echo(f"untried  {message}", err=True)
     _echo_held(held, max_new_images)
+    _echo_over(over, max_cost)
     not_tried = f", {len(untried)} not tried" if untried else ""
     fetch = f" ({fetched} from the remote cache)" if fetched else ""
     click.echo(
@@ -576,6 +584,31 @@ def update(config_file: str | None, dry_run: bool, only: str | None, max_new_ima
         i.pinned.key for i in images if i.pinned is not None and i.key not in chosen
     }
     _make(site, todo, todo, dry_run=dry_run, force=False, max_new_images=max_new_images, pins_kept=keep)
+
+
+def _within_cost(todo: list[Image], max_cost: float | None) -> tuple[list[Image], list[Image]]:
+    """The images whose estimated costs fit in `max_cost`, in order, and the rest."""
+    if max_cost is None:
+        return todo, []
+    kept: list[Image] = []
+    over: list[Image] = []
+    total = 0.0
+    for image in todo:
+        cost = pricing.estimate(image.spec)
+        if cost is None or total + cost > max_cost + 1e-9:
+            over.append(image)
+        else:
+            total += cost
+            kept.append(image)
+    return kept, over
+
+
+def _echo_over(over: list[Image], max_cost: float | None) -> None:
+    for image in over:
+        click.echo(
+            f"held back {image.key[:12]}  {image.where}  {_clip(image.spec.prompt)}  "
+            f"(max_cost {pricing.format_cost(max_cost)}; raise it in mkdocs.yml to go further)"
+        )
 
 
 def _echo_held(held: list[Image], cap: int | None) -> None:

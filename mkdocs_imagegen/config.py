@@ -5,12 +5,13 @@ A wrong value becomes MkDocs's usual "Config value 'plugins': ..." error before 
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateError
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 
@@ -71,7 +72,7 @@ class Template(base.BaseConfigOption[str]):
 
         try:
             compile_template(value)
-        except TemplateSyntaxError as exc:
+        except TemplateError as exc:
             raise base.ValidationError(f"prompt_template is not a valid Jinja2 template: {exc}") from None
         return value
 
@@ -85,21 +86,41 @@ class SitePath(c.Type[str]):
     def run_validation(self, value: object) -> str:
         raw = super().run_validation(value)
         text = raw.strip().replace("\\", "/").strip("/")
-        if not text or raw.startswith(("/", "\\")) or ".." in text.split("/") or ":" in text:
+        bad = any(ord(ch) < 32 or ord(ch) == 127 for ch in text)  # a NUL makes every file call fail
+        if bad or not text or raw.startswith(("/", "\\")) or ".." in text.split("/") or ":" in text:
             raise base.ValidationError(
-                f"must be a folder inside the site, such as assets/imagegen, not {value!r}"
+                f"must be a folder inside the site, such as assets/imagegen, not {raw[:60]!r}"
             )
         return text
 
 
+def redact_userinfo(url: str) -> str:
+    """The URL with any `user:password@` replaced by `***@`, safe to show."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host, slash, path = rest.partition("/")
+    if "@" in host:
+        host = "***@" + host.rsplit("@", 1)[1]
+    return (scheme + sep if sep else "") + host + slash + path
+
+
 class BaseUrl(c.Type[str]):
-    """The API's address, checked now: a typo here would otherwise cost three retries per image."""
+    """The API's address, checked now: a typo here would otherwise cost three retries per image. A
+    user name or password in it is refused: httpx would send them as Basic auth instead of the
+    Bearer key, and the URL (with its secret) would show in logs and placeholders."""
 
     def __init__(self, default: str | None = None) -> None:
         super().__init__(str, default=default)
 
     def run_validation(self, value: object) -> str:
         text = super().run_validation(value).strip()
+        if "@" in text.partition("://")[2].partition("/")[0] or "@" in text.partition("/")[0]:
+            # Checked first: no later message may show the secret.
+            raise base.ValidationError(
+                f"base_url must not hold a user name or password ({redact_userinfo(text)}): remove the "
+                "part before '@' and pass the key through the environment variable named by api_key_env"
+            )
         parts = urllib.parse.urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             fix = f"https://{text.lstrip('/')}" if "://" not in text else "https://api.openai.com/v1"
@@ -135,20 +156,57 @@ class RemoteURL(base.BaseConfigOption[str]):
         return url
 
 
-class EnvName(c.Type[str]):
-    """The name of an environment variable (its value, a secret, is never written in mkdocs.yml)."""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
-    def __init__(self) -> None:
-        super().__init__(str)
+
+class EnvName(c.Type[str]):
+    """The NAME of an environment variable holding a secret (the API key, a signing key). A value
+    that looks like the secret itself is refused without being shown: the commonest way to leak a
+    key into a log is to paste it where its variable's name belongs."""
+
+    def __init__(self, default: str | None = None) -> None:
+        super().__init__(str, default=default)
 
     def run_validation(self, value: object) -> str:
         text = super().run_validation(value)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", text):
+        mixed = any(ch.islower() for ch in text) and any(ch.isdigit() for ch in text)
+        looks_like_key = len(text) >= 24 and mixed
+        if not _ENV_NAME.match(text) or looks_like_key:
             raise base.ValidationError(
-                "expected the NAME of an environment variable holding the secret (such as "
-                "IMAGEGEN_SIGNING_KEY), not the secret itself"
+                "expected the NAME of an environment variable holding the secret (letters, digits and "
+                "'_', such as OPENAI_API_KEY), not the secret itself; what is there is not shown. Never "
+                "put a key in mkdocs.yml: export it (export OPENAI_API_KEY=...) before the build"
             )
         return text
+
+
+def check_cache_dir(cache_dir: str, docs_dir: str, site_dir: str) -> str | None:
+    """Why `cache_dir` cannot be used, or None. MkDocs wipes site_dir and publishes docs_dir."""
+    real = os.path.realpath(cache_dir)
+    for name, folder in (("site_dir", site_dir), ("docs_dir", docs_dir)):
+        if not folder:
+            continue
+        inside = os.path.realpath(folder)
+        if real == inside or os.path.commonpath([real, inside]) == inside:
+            consequence = (
+                "MkDocs empties site_dir on every build, so paid images would be made (and billed) again"
+                if name == "site_dir"
+                else "MkDocs would publish the cache (prompts, usage) as part of the site"
+            )
+            return (
+                f"cache_dir {cache_dir} is inside {name} ({folder}): {consequence}. Set cache_dir to a "
+                "folder outside both, such as the default .cache/plugin/imagegen"
+            )
+    return None
+
+
+class Dollars(base.BaseConfigOption[float]):
+    """An amount of US dollars, 0 or more."""
+
+    def run_validation(self, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+            raise base.ValidationError(f"expected an amount of US dollars such as 2.50, got {value!r}")
+        return float(value)
 
 
 class ImagegenConfig(base.Config):
@@ -170,7 +228,7 @@ class ImagegenConfig(base.Config):
     # The OpenAI-compatible provider.
     # Unset: the provider's own (providers.ENDPOINTS).
     base_url = c.Optional(BaseUrl())
-    api_key_env = c.Optional(c.Type(str))
+    api_key_env = c.Optional(EnvName())
     timeout = PositiveFloat(120.0)
     max_retries = PositiveInt(3, minimum=0)
     extra_body = c.Type(dict, default={})
@@ -180,6 +238,7 @@ class ImagegenConfig(base.Config):
     remote_cache_mode = c.Choice(("read-write", "read-only"), default="read-write")
     remote_cache_lease = PositiveInt(300)
     remote_cache_signing_key_env = c.Optional(EnvName())
+    max_cost: c.Optional[float] = c.Optional(Dollars())
     # The image lock: real images committed beside the docs (a folder relative to mkdocs.yml).
     lock = c.Optional(c.Type(str))
     outdated = c.Choice(("keep", "regenerate"), default="keep")

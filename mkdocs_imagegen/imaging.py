@@ -13,6 +13,7 @@ import math
 import os
 import struct
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ __all__ = [
     "MAX_SIDE",
     "ImageError",
     "ImageInfo",
+    "check_declared_size",
     "closest_size",
+    "declared_size",
     "encode",
     "finalize",
     "inspect",
@@ -50,6 +53,11 @@ PNG_COMPRESS_LEVEL = 2
 """zlib level for PNG: 1-3 is several times faster than Pillow's 6 for ~5-15 % larger files."""
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+MAX_DECODES = 2
+"""Images decoded at once in this process, whatever the number of answers in flight: with the
+pixel limits below, peak memory stays flat however many large answers arrive together."""
+_DECODE_SLOTS = threading.BoundedSemaphore(MAX_DECODES)
 
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _PIL_FORMATS = tuple(_PIL_NAMES.values())
@@ -153,8 +161,8 @@ def _open(data: bytes) -> tuple[ImageFile.ImageFile, str]:
         other = _foreign_format(data)
         if other is not None:
             raise ImageError(f"unsupported image format {other}") from None
-        head = data[:16].split(b"\n", 1)[0].rstrip(b"\r")
-        raise ImageError(f"not an image (starts with {head!r})") from None
+        # Never the bytes themselves: they may be anything (a page from an internal address).
+        raise ImageError(f"not an image ({len(data)} bytes that are not PNG, JPEG or WebP)") from None
     except Image.DecompressionBombError:  # a JPEG whose size only its parser knows
         raise ImageError(f"image is over the {MAX_PIXELS}-pixel limit") from None
     except Exception as exc:  # any parser failure means "bad bytes"
@@ -187,7 +195,39 @@ def inspect(data: bytes) -> ImageInfo:
 
     Raises ImageError with a short plain reason otherwise.
     """
-    return _load(data)[1]
+    with _DECODE_SLOTS:
+        return _load(data)[1]
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size an image's header declares, read without decoding; None if not an image."""
+    size = _header_size(data)
+    if size is None and data.startswith(b"\xff\xd8\xff"):
+        try:
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as img:  # markers only, no pixels
+                size = img.size
+        except Exception:
+            return None
+    return size
+
+
+def check_declared_size(data: bytes, asked: tuple[int, int] | None, *, factor: int = 4) -> None:
+    """Refuse an image declaring far more pixels than were asked for, before anything decodes it.
+
+    A 2.5 KB WebP can declare 16383x3906 pixels (a quarter of a gigabyte once decoded); an answer
+    to a 1024x1024 request has no business being more than `factor` times that.
+    """
+    size = declared_size(data)
+    if size is None:
+        return  # not an image at all: verification says so
+    limit = factor * asked[0] * asked[1] if asked else 4096 * 4096
+    width, height = size
+    if width * height > limit:
+        wanted = f"{asked[0]}x{asked[1]}" if asked else "auto"
+        raise ImageError(
+            f"image declares {width}x{height} pixels, far more than the {wanted} asked for "
+            f"(at most {limit} pixels)"
+        )
 
 
 # --------------------------------------------------------------------------- geometry
@@ -320,8 +360,8 @@ def encode(
         raise ValueError(f"quality must be 0-100, got {quality}")
     out = io.BytesIO()
     if fmt == "png":
-        if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
-            img = _working_mode(img)
+        if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+            img = _working_mode(img)  # 16-bit and odd modes: published images are 8-bit
         level = PNG_COMPRESS_LEVEL if compress_level is None else compress_level
         # exif/icc_profile are read from img.info unless overridden; keep output metadata-free.
         img.save(out, "PNG", compress_level=level, icc_profile=None, exif=b"")
@@ -363,10 +403,17 @@ def finalize(
     ``width``/``height`` of None mean "keep what came back" (one None keeps the aspect).
     """
     fmt = normalize_format(fmt)
+    with _DECODE_SLOTS:
+        return _finalize(data, width=width, height=height, fmt=fmt, quality=quality)
+
+
+def _finalize(
+    data: bytes, *, width: int | None, height: int | None, fmt: str, quality: int | None
+) -> tuple[bytes, ImageInfo]:
     img, info = _load(data)
     target = _target_size((info.width, info.height), width, height)
     resized = target != (info.width, info.height)
-    if not resized and info.format == fmt:
+    if not resized and info.format == fmt and is_clean(data, fmt):
         return data, info
 
     work = _cover_resize(_working_mode(img), target) if resized else img
@@ -404,6 +451,11 @@ def thumbnail(data: bytes, max_side: int = 320) -> tuple[bytes, str]:
     """A small preview for a self-contained HTML report: (bytes, mime), WebP when available else PNG."""
     if max_side <= 0:
         raise ValueError(f"max_side must be positive, got {max_side}")
+    with _DECODE_SLOTS:
+        return _thumbnail(data, max_side)
+
+
+def _thumbnail(data: bytes, max_side: int) -> tuple[bytes, str]:
     img, fmt = _open(data)
     if fmt == "jpeg":
         # Let libjpeg decode at 1/2..1/8 scale: much faster for a preview.
@@ -417,3 +469,97 @@ def thumbnail(data: bytes, max_side: int = 320) -> tuple[bytes, str]:
     if features.check("webp"):
         return encode(small, "webp", quality=80), MIME_TYPES["webp"]
     return encode(small, "png", compress_level=6), MIME_TYPES["png"]
+
+
+# --------------------------------------------------------------------------- clean bytes
+
+# PNG chunks a published image may carry as the API sent it: pixels, colour, and C2PA content
+# credentials (caBX). Text (tEXt, zTXt, iTXt), EXIF, animation (acTL, fcTL, fdAT) and anything
+# unknown make the image be re-encoded from its pixels instead.
+_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT"}
+_PNG_KEEP |= {b"pHYs", b"bKGD", b"caBX"}
+# JPEG segments kept: JFIF (APP0), ICC (APP2), Adobe (APP14), C2PA/JUMBF (APP11), and the coding
+# segments. EXIF/XMP (APP1), comments (COM) and other application data are not.
+_JPEG_KEEP_APP = {0xE0, 0xE2, 0xEB, 0xEE}
+_WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP", b"C2PA"}
+
+
+def is_clean(data: bytes, fmt: str) -> bool:
+    """True when `data` may be published byte for byte: one still 8-bit image, nothing after its
+    end, no text or EXIF/XMP metadata. C2PA content credentials are allowed (and so kept)."""
+    try:
+        if fmt == "png":
+            return _png_clean(data)
+        if fmt == "jpeg":
+            return _jpeg_clean(data)
+        if fmt == "webp":
+            return _webp_clean(data)
+    except (IndexError, struct.error):
+        return False
+    return False
+
+
+def _png_clean(data: bytes) -> bool:
+    if not data.startswith(_PNG_MAGIC) or data[12:16] != b"IHDR" or data[24] > 8:
+        return False
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind not in _PNG_KEEP:
+            return False
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos == len(data)
+    return False
+
+
+def _jpeg_clean(data: bytes) -> bool:
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    pos = 2
+    while pos + 2 <= len(data):
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI: nothing may follow
+            return pos + 2 == len(data)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if marker == 0xFE or (0xE0 <= marker <= 0xEF and marker not in _JPEG_KEEP_APP):
+            return False
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= len(data):
+                    return False
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos += 2
+                    continue
+                break
+    return False
+
+
+def _webp_clean(data: bytes) -> bool:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    if riff_size + 8 != len(data):
+        return False  # bytes after the RIFF container (or a lying size)
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        if kind not in _WEBP_KEEP:
+            return False  # ANIM/ANMF (animation), EXIF, XMP, unknown
+        if kind == b"VP8X" and data[pos + 8] & 0x0E:
+            return False  # flags: animation, EXIF, XMP (ICC and alpha are fine)
+        pos += 8 + length + (length & 1)
+    return pos == len(data)

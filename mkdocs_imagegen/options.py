@@ -122,7 +122,15 @@ DEFAULTABLE: dict[str, Callable[[Any], Any]] = {
     "variant": check_variant,
     "output_compression": check_compression,
     "moderation": check_moderation,
-    "prompt_template": check_text("prompt_template"),
+}
+
+# Keys only mkdocs.yml may set: a template is code, and a page (a pull request that edits only
+# Markdown) must not run code at build time.
+SITE_ONLY: dict[str, str] = {
+    "prompt_template": (
+        "prompt_template can only be set in mkdocs.yml (a template is code, and pages must not run "
+        "code at build time); remove it here and set it under the plugin in mkdocs.yml"
+    ),
 }
 
 # Keys only a directive may carry: they describe one image, not a page's style.
@@ -150,6 +158,8 @@ def check_mapping(values: dict[Any, Any], known: dict[str, Callable[[Any], Any]]
     """Validate every key and value of a mapping; raise on the first problem."""
     out: dict[str, Any] = {}
     for key, value in values.items():
+        if key in SITE_ONLY:
+            raise OptionError(SITE_ONLY[key])
         if key not in known:
             raise OptionError(unknown_key_message(key, known))
         if value is None:

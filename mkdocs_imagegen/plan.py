@@ -55,6 +55,10 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
         raise PlanError(
             f"the imagegen plugin is not enabled in {config.config_file_path}: add '- imagegen' under plugins"
         )
+    try:  # checked against the site's own site_dir, before the plan builds into a temporary one
+        cache_dir = cache_dir_for(config, plugin.config)
+    except MkDocsException as exc:
+        raise PlanError(exc.format_message()) from None
     try:
         lock_dir = lock_dir_for(config.config_file_path, config.site_dir, plugin.config)
     except LockError as exc:
@@ -89,7 +93,7 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
     return Plan(
         config=config,
         plugin_config=plugin.config,
-        cache_dir=cache_dir_for(config, plugin.config),
+        cache_dir=cache_dir,
         frozen=frozen_from_env(plugin.config.frozen),
         occurrences=occurrences,
         lock_dir=lock_dir,

@@ -91,7 +91,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self._site_files = files
         if self.plan is None:
             try:
-                cache = ImageCache(self.cache_dir)
+                # Pinned: what MkDocs copies is the very file that was verified, whatever
+                # another process (generate --force, a second build) replaces meanwhile.
+                cache = ImageCache(self.cache_dir, pin=True)
                 lock = open_lock(self.config, self.lock_dir) if self.lock_dir else None
             except (CacheError, LockError) as exc:
                 raise PluginError(str(exc)) from None

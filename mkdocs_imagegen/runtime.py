@@ -8,10 +8,11 @@ import os
 from typing import TYPE_CHECKING
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 
 from . import options
 from .cache import CacheError, ImageCache
-from .config import ImagegenConfig
+from .config import ImagegenConfig, check_cache_dir
 from .lock import ImageLock, LockError
 from .locktier import LockTier
 from .providers import make_provider, provider_class
@@ -35,6 +36,7 @@ def settings_for(plugin_config: ImagegenConfig, docs_dir: str) -> Settings:
         extra_body=dict(plugin_config.extra_body or {}),
         takes_model=provider.takes_model,
         implied={k: v for k, v in implied.items() if v is not None},
+        template=plugin_config.prompt_template or None,
     )
 
 
@@ -51,7 +53,11 @@ def cache_dir_for(config: MkDocsConfig, plugin_config: ImagegenConfig) -> str:
     base = (
         os.path.dirname(os.path.abspath(config.config_file_path)) if config.config_file_path else os.getcwd()
     )
-    return os.path.normpath(os.path.join(base, plugin_config.cache_dir))
+    path = os.path.normpath(os.path.join(base, plugin_config.cache_dir))
+    problem = check_cache_dir(path, config.docs_dir, config.site_dir)
+    if problem:
+        raise PluginError(problem)
+    return path
 
 
 def lock_dir_for(config_file: str | None, site_dir: str | None, plugin_config: ImagegenConfig) -> str | None:
@@ -98,7 +104,8 @@ def open_engine(
     from .engine import Engine
     from .providers.placeholder import render_fallback
 
-    cache = ImageCache(cache_dir)
+    # Pinned: what MkDocs copies is the very file that was verified, whatever replaces it meanwhile.
+    cache = ImageCache(cache_dir, pin=True)
     owns_lock = lock is None and lock_dir is not None
     if lock is None and lock_dir is not None:
         try:
@@ -116,6 +123,7 @@ def open_engine(
         concurrency=plugin_config.concurrency,
         on_error=on_error or plugin_config.on_error,
         max_new_images=None if uncapped else plugin_config.max_new_images,
+        max_cost=None if uncapped else plugin_config.max_cost,
         max_retries=plugin_config.max_retries,
         frozen=frozen,
         keep_going=keep_going,

@@ -13,13 +13,18 @@ import html
 import json
 import os
 import re
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from types import FrameType
 from typing import Any, Literal
 
 import yaml
-from jinja2 import TemplateError
+from jinja2 import TemplateError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import models, options
@@ -29,6 +34,7 @@ from .options import OptionError
 # Bump when the canonical form or the meaning of a field changes: old entries then stop matching.
 SCHEMA_VERSION = 1
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
+_PIXELS = re.compile(r"^[0-9]{1,5}$")  # ASCII digits only: '²' is a digit to str.isdigit()
 _ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
 
 
@@ -114,6 +120,7 @@ class Settings:
     # The provider's default model and the quality that comes with it (low), used only where no
     # model is set: a model set in mkdocs.yml, a page or a directive takes no implied quality.
     implied: dict[str, Any] = field(default_factory=dict)
+    template: str | None = None  # prompt_template: from mkdocs.yml only, never from a page
 
 
 @dataclass(frozen=True)
@@ -189,11 +196,74 @@ def load_yaml(text: str) -> Any:
     return copy.deepcopy(_load_yaml(text))
 
 
-_jinja = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+MAX_TEMPLATE_OUTPUT = 4 * options.MAX_PROMPT_CHARS
+_MAX_SEQUENCE = 100_000  # what one `*`, `+` or range() in a template may build
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, with the size of what one operation can build bounded too.
+
+    The sandbox already refuses attribute tricks and caps range() at 100,000 items; a string
+    multiplied by four billion, or `**` on big numbers, would still take the machine's memory.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("'**' with an exponent over 64 is not allowed in prompt_template")
+        seqs = (str, list, tuple)
+        too_long = (
+            operator == "*"
+            and any(
+                isinstance(seq, seqs) and isinstance(times, int) and len(seq) * max(times, 0) > _MAX_SEQUENCE
+                for seq, times in ((left, right), (right, left))
+            )
+        ) or (
+            operator == "+"
+            and isinstance(left, seqs)
+            and isinstance(right, seqs)
+            and len(left) + len(right) > _MAX_SEQUENCE
+        )
+        if too_long:
+            raise SecurityError("a value built in prompt_template is too long")
+        return super().call_binop(context, operator, left, right)
+
+
+MAX_TEMPLATE_STEPS = 1_000_000  # lines a rendering may run: ample for a prompt, a second or so
+MAX_TEMPLATE_SECONDS = 2.0
+_budget = threading.local()
+_runaway: dict[str, str] = {}
+
+
+def _trace_calls(frame: FrameType, event: str, arg: Any) -> Any:
+    """Trace only a template's own code (compiled under the name <template>), line by line."""
+    return _trace_lines if frame.f_code.co_filename == "<template>" else None
+
+
+def _trace_lines(frame: FrameType, event: str, arg: Any) -> Any:
+    _budget.steps += 1
+    if _budget.steps % 4096 == 0 and (
+        _budget.steps > MAX_TEMPLATE_STEPS or time.monotonic() > _budget.deadline
+    ):
+        raise SecurityError(
+            f"prompt_template ran longer than allowed ({MAX_TEMPLATE_STEPS} steps or "
+            f"{MAX_TEMPLATE_SECONDS:g} s) for this directive"
+        )
+    return _trace_lines
+
+
+_jinja = _BoundedSandbox(autoescape=False, keep_trailing_newline=False)
 
 
 @lru_cache(maxsize=64)
 def compile_template(source: str) -> Any:
+    """Compile a prompt template; a template that never uses `{{ prompt }}` is refused."""
+    if "prompt" not in meta.find_undeclared_variables(_jinja.parse(source)):
+        raise TemplateError(
+            "it never uses {{ prompt }}, so every image would get the same prompt; "
+            'write it around the prompt, such as "{{ prompt }}, flat vector illustration"'
+        )
     return _jinja.from_string(source)
 
 
@@ -237,6 +307,8 @@ def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[st
         where = f" (line {raw.line + 1 + mark.line})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise OptionError(f"the imagegen block is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise OptionError("the imagegen block is nested too deeply to be a directive") from None
     if data is None:
         raise OptionError("the imagegen block is empty: write at least 'prompt: <what the image shows>'")
     if not isinstance(data, dict):
@@ -256,11 +328,10 @@ def _build(
     explicit = {**settings.defaults, **page.defaults, **values}
     merged = {**settings.implied, **explicit} if "model" not in explicit else explicit
     user_prompt = merged["prompt"]
-    template = merged.get("prompt_template")
-    if "source" in merged and "prompt_template" not in values:
+    template = settings.template
+    if "source" in merged:
         # An edit's prompt is an instruction ("make the circle yellow"), not a picture to style:
-        # the site's and the page's template (", flat vector illustration") would garble it. A
-        # template written on the edit itself is applied.
+        # the site's template (", flat vector illustration") would garble it.
         template = None
     prompt = _apply_template(template, user_prompt, page)
 
@@ -323,14 +394,45 @@ def _build(
 def _apply_template(template: str | None, prompt: str, page: PageInfo) -> str:
     if not template:
         return prompt
+    if template in _runaway:  # it ran out of time once: no other page gets to wait for it again
+        raise OptionError(_runaway[template])
     page_vars = {"title": page.title, "meta": page.meta, "src_uri": page.src_uri}
+    pieces: list[str] = []
+    size = 0
+    _budget.steps, _budget.deadline = 0, time.monotonic() + MAX_TEMPLATE_SECONDS
+    previous = sys.gettrace()
+    if previous is None:  # under a debugger or coverage, theirs stays and ours is skipped
+        sys.settrace(_trace_calls)
     try:
-        text = compile_template(template).render(
+        # Streamed, so output is bounded while it is made, not after.
+        for piece in compile_template(template).generate(
             prompt=prompt, page=page_vars, title=page.title, meta=page.meta
-        )
-    except TemplateError as exc:
-        raise OptionError(f"prompt_template failed: {exc}") from None
-    return options.check_prompt(text)
+        ):
+            size += len(piece)
+            if size > MAX_TEMPLATE_OUTPUT:
+                raise OptionError(
+                    f"prompt_template made more than {MAX_TEMPLATE_OUTPUT} characters for this directive"
+                )
+            pieces.append(piece)
+    except OptionError:
+        raise
+    except SecurityError as exc:
+        message = f"prompt_template failed: {exc}"
+        if "ran longer" in str(exc):
+            _runaway[template] = message
+        raise OptionError(message) from None
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
+        # An include without a loader is a TypeError; every failure is the template's, not a crash.
+        raise OptionError(f"prompt_template failed: {type(exc).__name__}: {exc}") from None
+    except MemoryError:
+        raise OptionError("prompt_template failed: it ran out of memory") from None
+    finally:
+        if previous is None:
+            sys.settrace(None)
+    return options.check_prompt("".join(pieces))
+
+
+_verified_inputs: set[str] = set()  # digests of source/mask files already decoded once
 
 
 def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tuple[str, str]:
@@ -356,11 +458,29 @@ def _input_file(value: str, role: str, page: PageInfo, settings: Settings) -> tu
                 f"{role} '{value}' leads outside docs_dir; images to edit must live in docs_dir"
             )
         if os.path.isfile(real):
+            inside = os.path.relpath(real, docs).replace(os.sep, "/").split("/")
+            named = os.path.normpath(value).replace(os.sep, "/").split("/")
+            if any(part.startswith(".") and part not in (".", "..") for part in inside + named):
+                raise OptionError(
+                    f"{role} '{value}' is a file MkDocs leaves out of the site (a name starting with '.'); "
+                    "images to edit must be ordinary files of docs_dir"
+                )
             size = os.path.getsize(real)
             if size > MAX_SOURCE_BYTES:
                 raise OptionError(f"{role} '{value}' is {size} bytes, over the {MAX_SOURCE_BYTES}-byte limit")
             with open(real, "rb") as fh:
-                digest = hashlib.sha256(fh.read()).hexdigest()
+                data = fh.read(MAX_SOURCE_BYTES + 1)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest not in _verified_inputs:
+                from . import imaging
+
+                try:
+                    imaging.inspect(data)
+                except imaging.ImageError as exc:
+                    raise OptionError(
+                        f"{role} '{value}' is not a PNG, JPEG or WebP image ({exc}); nothing was sent"
+                    ) from None
+                _verified_inputs.add(digest)
             return real, digest
     if value.startswith("/"):
         raise OptionError(
@@ -381,6 +501,11 @@ def parse_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     classes: list[str] = []
     for name, value in get_attrs_and_remainder(text.strip())[0]:
+        if name in ("width", "height") and not _PIXELS.match(value or ""):
+            raise OptionError(
+                f"{name}={(value or '')[:20]!r} in the attribute list must be a whole number of pixels, "
+                f'such as {name}="300"'
+            )
         if name == ".":
             classes.append(value or "")
         elif name == "class":

@@ -107,6 +107,7 @@ def resolve_src(build: Build, page_html: str, src: str) -> Path:
 
 
 KEY = "sk-test-5f1d9a0c7e3b44aa9d2b6e8c1f0a7b3d"
+PNG = b"\x89PNG\r\n\x1a\n"  # how a (fake) PNG starts
 ENV = {"OPENAI_API_KEY": KEY}
 
 
@@ -182,8 +183,9 @@ class FakeProvider(Provider):
             raise answer
         if isinstance(answer, GeneratedImage):
             return answer
+        # A PNG signature first: the cache serves only files that start like their format.
         return GeneratedImage(
-            f"image of {request.spec.prompt}".encode(), exact=True, info={"revised_prompt": "r"}
+            PNG + f"image of {request.spec.prompt}".encode(), exact=True, info={"revised_prompt": "r"}
         )
 
     async def aclose(self) -> None:
@@ -191,7 +193,7 @@ class FakeProvider(Provider):
 
 
 def draw_placeholder(spec: ImageSpec, label: str, source_path: str | None = None) -> bytes:
-    return f"placeholder of {spec.prompt}: {label}".encode()
+    return PNG + f"placeholder of {spec.prompt}: {label}".encode()
 
 
 class Messages(logging.Handler):

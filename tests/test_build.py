@@ -227,14 +227,14 @@ def test_second_build_generates_nothing_and_is_identical(tmp_path: Path) -> None
     assert first.returncode == 0, first.output
     assert "3 generated" in first.output
     before = _tree(first.site)
-    cache_files = {p: p.stat().st_mtime_ns for p in (tmp_path / ".cache").rglob("*.val")}
+    cache_files = {p: p.stat().st_mtime_ns for p in (tmp_path / ".cache").rglob("*.img")}
     assert len(cache_files) >= 3
 
     second = run_mkdocs(tmp_path, "--strict")
     assert second.returncode == 0, second.output
     assert "3 from cache, 0 generated" in second.output
     assert _tree(second.site) == before
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / ".cache").rglob("*.val")} == cache_files
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / ".cache").rglob("*.img")} == cache_files
 
 
 def test_warm_build_does_no_image_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

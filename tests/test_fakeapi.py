@@ -554,12 +554,39 @@ def test_lifecycle() -> None:
         client.get(f"{api.root_url}/files/x.png")
 
 
+def test_hostile_answer_behaviours(api: FakeImageAPI, client: httpx.Client) -> None:
+    api.enqueue(
+        Behaviour("b64_data", data=b"any bytes", revised_prompt="said", usage={"n": 1}),
+        Behaviour("raw", status=418, body=b"\x1b[2Jteapot", content_type="text/plain"),
+        Behaviour("b64_huge", size=100_000),
+        Behaviour("b64_huge", size=1000, content_length=False),
+        Behaviour("url_to", url="http://169.254.169.254/latest/"),
+        Behaviour("redirect_to", url="http://10.0.0.1/x"),
+    )
+    answer = generate(client).json()
+    assert base64.b64decode(answer["data"][0]["b64_json"]) == b"any bytes"
+    assert answer["data"][0]["revised_prompt"] == "said" and answer["usage"] == {"n": 1}
+    raw = generate(client)
+    assert (raw.status_code, raw.content, raw.headers["content-type"]) == (
+        418,
+        b"\x1b[2Jteapot",
+        "text/plain",
+    )
+    assert len(generate(client).json()["data"][0]["b64_json"]) == 100_000
+    with httpx.Client(base_url=api.base_url, timeout=5.0) as fresh:  # this one closes its connection
+        assert len(generate(fresh).json()["data"][0]["b64_json"]) == 1000
+    assert generate(client).json()["data"][0]["url"] == "http://169.254.169.254/latest/"
+    hop = client.get(generate(client).json()["data"][0]["url"])
+    assert (hop.status_code, hop.headers["location"]) == (302, "http://10.0.0.1/x")
+
+
 def test_every_behaviour_is_tested() -> None:
     covered = {
         "ok", "url", "429", "500", "503", "hang", "invalid_json", "not_image", "invalid_base64",
         "truncated_png", "html_200", "bomb", "moderation", "401", "404_model", "400", "error",
         "url_file_scheme", "url_big", "url_redirect_loop", "echo_auth", "drip",
         "url_fail_once", "raw_error",
+        "b64_data", "raw", "b64_huge", "url_to", "redirect_to",
     }  # fmt: skip
     assert covered == BEHAVIOURS
 

@@ -342,7 +342,7 @@ def test_the_site_template_styles_pictures_not_edit_instructions(
     page = (
         "# Home\n\n![a](imagegen:a lamp)\n\n"
         "```imagegen\nprompt: Make the lamp yellow\nsource: img/lamp.png\n```\n\n"
-        "```imagegen\nprompt: Make the lamp green\nsource: img/lamp.png\nprompt_template: '{{ prompt }}, keep the style'\n```\n"
+        "```imagegen\nprompt: Make the lamp green, keep the style\nsource: img/lamp.png\n```\n"
     )
     openai_site(
         tmp_path, fake_api, {"index.md": page}, prompt_template="{{ prompt }}, flat vector illustration"
@@ -351,8 +351,8 @@ def test_the_site_template_styles_pictures_not_edit_instructions(
     assert built.returncode == 0, built.output
     prompts = sorted(r.params["prompt"] for r in fake_api.generation_requests())
     assert prompts == [
-        "Make the lamp green, keep the style",  # written on the edit itself: applied
-        "Make the lamp yellow",  # the site's template is not
+        "Make the lamp green, keep the style",  # an edit says what it wants in its own words
+        "Make the lamp yellow",  # the site's template is not applied to an instruction
         "a lamp, flat vector illustration",
     ]
 

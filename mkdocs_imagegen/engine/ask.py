@@ -68,7 +68,7 @@ class Asker:
                         raise Stopped()
                     # Reserved when the request is about to leave, once per job whatever the retries.
                     if self.provider.paid and not reserved:
-                        refused = self.guard.reserve()
+                        refused = self.guard.reserve(self.provider.estimate_cost(job.spec))
                         if refused:
                             raise Refused(refused)
                         reserved = True

@@ -78,6 +78,7 @@ class Engine:
         concurrency: int = 4,
         on_error: str = "placeholder",
         max_new_images: int | None = 50,
+        max_cost: float | None = None,
         max_retries: int = 3,
         frozen: bool = False,
         keep_going: bool = False,
@@ -95,7 +96,7 @@ class Engine:
         self.lock = lock
         self.owns_lock = owns_lock  # save the lock's manifest on close (else its owner does)
         self.tiers = Tiers(cache, tiers, remote, front=[lock] if lock is not None else [])
-        self.guard = SpendingGuard(max_new_images)
+        self.guard = SpendingGuard(max_new_images, max_cost)
         self.brake = Brake()
         self.asker = Asker(
             provider,
@@ -166,8 +167,8 @@ class Engine:
     def finish_report(self) -> None:
         """Say once what the spending guard held back, and how to lift it."""
         message = self.guard.report()
-        if message:
-            self.log.warning(message)
+        for line in (message or "").splitlines():
+            self.log.warning(line)
 
     def close(self) -> None:
         self._pool.close(self.provider.aclose)
@@ -267,7 +268,8 @@ class Engine:
             return self.fallback.untried(job)
         except ProviderError as exc:
             if exc.status is not None and self.provider.paid:
-                self.guard.refund()  # the API answered with an error: nothing was billed
+                # The API answered with an error: nothing was billed.
+                self.guard.refund(self.provider.estimate_cost(job.spec))
             if exc.stop or exc.status in (401, 402) or exc.code in STOP_CODES:
                 self.brake.disabled = self.provider.scrub(exc.message)
             return await self.fallback.failed(job, exc.message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -97,8 +98,8 @@ class Provider(abc.ABC):
         return None
 
     def scrub(self, text: str) -> str:
-        """Remove secrets from text bound for a log, the cache or an image."""
-        return text
+        """Make text bound for a log, the cache or an image safe: no secrets, no control characters."""
+        return clean_text(text)
 
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
@@ -111,6 +112,19 @@ def provider_class(name: str) -> type[Provider]:
     module, cls = PROVIDERS[name]
     found: type[Provider] = getattr(importlib.import_module(module), cls)
     return found
+
+
+# Terminal escape sequences (CSI, OSC such as the OSC 52 clipboard write, DCS/PM/APC, two-byte ESC),
+# then any control character left (C0 with CR/LF/TAB, DEL, C1) and bidirectional overrides.
+_ESCAPES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -~]?)"
+)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """One line of plain text: what an API says can never forge a log line or reach the terminal."""
+    return _CONTROLS.sub(" ", _ESCAPES.sub("", text))
 
 
 def make_provider(plugin_config: ImagegenConfig) -> Provider:

@@ -11,22 +11,32 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-from .. import __version__, models, pricing
+from .. import __version__, imaging, models, options, pricing
 from ..spec import ImageSpec
-from . import GeneratedImage, GenerationRequest, Provider, ProviderError, endpoint
+from . import GeneratedImage, GenerationRequest, Provider, ProviderError, clean_text, endpoint
 from .retry import RETRY_STATUSES, decide, parse_retry_after
 
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
 DOWNLOAD_ATTEMPTS = 3  # a generated (and billed) image is fetched again, never generated again
 MAX_ERROR_CHARS = 300
+# A b64_json answer is a base64 image (4 bytes for 3) in a little JSON: capped while it streams.
+MAX_ANSWER_BYTES = MAX_DOWNLOAD_BYTES * 4 // 3 + 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+MAX_DECLARED_FACTOR = 4  # an answer may hold up to 4x the pixels asked for, never more
+MAX_STORED_TEXT = 4000  # revised_prompt
+MAX_USAGE_CHARS = 4096
+_SHORT_KEY = 8  # shorter than any real key: scrubbed only where it stands alone, never inside words
 # Error codes that mean no other request of this run would fare better.
 STOP_CODES = frozenset(
     {
@@ -75,6 +85,9 @@ class OpenAIProvider(Provider):
         self.api_key = os.environ.get(api_key_env, "").strip()
         self.timeout = timeout
         self.extra_body = dict(extra_body or {})
+        # A transport of the caller's own (a test's MockTransport) reaches no network: image URLs
+        # are then not resolved, since no address is ever connected to.
+        self._network = transport is None
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -108,8 +121,19 @@ class OpenAIProvider(Provider):
         return pricing.estimate(spec)
 
     def scrub(self, text: str) -> str:
-        """Remove the key from any text that might end up in a log or an exception."""
-        return text.replace(self.api_key, "[redacted]") if self.api_key else text
+        """Make any text bound for a log, an exception, the cache or a placeholder safe.
+
+        Control characters go first (so none can split the key), then every whole occurrence of
+        the key. A key too short to be real (a test's `x`) is replaced only where it stands alone,
+        so words around it are never garbled. Scrub before truncating, never after.
+        """
+        text = clean_text(str(text))
+        key = self.api_key
+        if not key:
+            return text
+        if len(key) >= _SHORT_KEY:
+            return text.replace(key, "[redacted]")
+        return re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w-])", "[redacted]", text)
 
     # -- the request -----------------------------------------------------------------------------
     def _fields(self, request: GenerationRequest) -> dict[str, Any]:
@@ -155,22 +179,50 @@ class OpenAIProvider(Provider):
         fields = self._fields(request)
         with self._transport_errors(f"the API at {self.base_url}"):
             if request.source_path:
-                response = await self._client.post(
+                outgoing = self._client.build_request(
+                    "POST",
                     f"{self.base_url}/images/edits",
                     data={k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()},
                     files=self._files(request),
                     headers=headers,
                 )
             else:
-                response = await self._client.post(
-                    f"{self.base_url}/images/generations", json=fields, headers=headers
+                outgoing = self._client.build_request(
+                    "POST", f"{self.base_url}/images/generations", json=fields, headers=headers
                 )
+            response = await self._read_capped(outgoing)
         if response.status_code >= 400:
             error = self._error(response, request.spec)
             if error.code in GONE_CODES:
                 self._gone[request.spec.model or ""] = error.message
             raise error
-        return await self._image(response)
+        return await self._image(response, request.spec)
+
+    async def _read_capped(self, outgoing: httpx.Request) -> httpx.Response:
+        """Send and read the answer, never holding more than an image answer can need."""
+        streamed = await self._client.send(outgoing, stream=True)
+        try:
+            limit = MAX_ERROR_BYTES if streamed.status_code >= 400 else MAX_ANSWER_BYTES
+            declared = streamed.headers.get("content-length", "")
+            if streamed.status_code < 400 and declared.isdigit() and int(declared) > limit:
+                raise ProviderError(
+                    f"the API's answer is larger than {limit} bytes; nothing of it was kept", code="too_large"
+                )
+            body = bytearray()
+            async for chunk in streamed.aiter_bytes():  # decoded: the cap is on what is held
+                body += chunk
+                if len(body) > limit:
+                    if streamed.status_code >= 400:
+                        break  # the start of an error says enough
+                    raise ProviderError(
+                        f"the API's answer is larger than {limit} bytes; nothing of it was kept",
+                        code="too_large",
+                    )
+        finally:
+            await streamed.aclose()
+        dropped = ("content-encoding", "content-length")  # the body below is decoded, maybe cut
+        headers = [(k, v) for k, v in streamed.headers.items() if k.lower() not in dropped]
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=outgoing)
 
     def _files(self, request: GenerationRequest) -> dict[str, tuple[str, bytes, str]]:
         files = {}
@@ -182,33 +234,44 @@ class OpenAIProvider(Provider):
         return files
 
     # -- the answer ------------------------------------------------------------------------------
-    async def _image(self, response: httpx.Response) -> GeneratedImage:
+    async def _image(self, response: httpx.Response, spec: ImageSpec) -> GeneratedImage:
         try:
-            payload = response.json()
+            payload = json.loads(response.content)
             item = payload["data"][0]
-        except (ValueError, KeyError, IndexError, TypeError):
-            snippet = self.scrub(response.text[:80].strip().replace("\n", " "))
+            if not isinstance(item, dict):
+                raise TypeError
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+            # Never the answer's bytes: they may be anything (a page from an internal address).
+            kind = clean_text(response.headers.get("content-type", "unknown"))[:60]
             raise ProviderError(
                 f"the API answered {response.status_code} with something that is not an image answer "
-                f"(content-type {response.headers.get('content-type', 'unknown')}: {snippet!r})",
+                f"(content-type {kind}, {len(response.content)} bytes)",
                 code="invalid_response",
             ) from None
         info: dict[str, Any] = {}
-        if isinstance(item, dict) and item.get("revised_prompt"):
-            info["revised_prompt"] = item["revised_prompt"]
-        if isinstance(payload, dict) and isinstance(payload.get("usage"), dict):
-            info["usage"] = payload["usage"]
-        if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
+        if isinstance(item.get("revised_prompt"), str) and item["revised_prompt"].strip():
+            info["revised_prompt"] = self.scrub(item["revised_prompt"])[:MAX_STORED_TEXT]
+        usage = _plain(payload.get("usage"), self.scrub) if isinstance(payload, dict) else None
+        if isinstance(usage, dict) and len(json.dumps(usage)) <= MAX_USAGE_CHARS:
+            info["usage"] = usage
+        if isinstance(item.get("b64_json"), str):
             try:
                 data = base64.b64decode(item["b64_json"], validate=True)
             except (binascii.Error, ValueError):
                 raise ProviderError(
                     "the API answered with invalid base64 image data", code="invalid_base64"
                 ) from None
-        elif isinstance(item, dict) and isinstance(item.get("url"), str):
+        elif isinstance(item.get("url"), str):
             data = await self._download_again_if_needed(item["url"])
         else:
             raise ProviderError("the API answer has neither b64_json nor url", code="invalid_response")
+        asked = options.parse_size(api_size(spec))
+        try:
+            imaging.check_declared_size(data, asked, factor=MAX_DECLARED_FACTOR)
+        except imaging.ImageError as exc:
+            raise ProviderError(
+                f"the API's answer is not an acceptable image: {exc}", code="invalid_image"
+            ) from None
         return GeneratedImage(data=data, info=info, cost=reported_cost(payload))
 
     async def _download_again_if_needed(self, url: str) -> bytes:
@@ -229,31 +292,90 @@ class OpenAIProvider(Provider):
                 await asyncio.sleep(min(4.0, 0.25 * 2**attempt))
 
     async def _download(self, url: str) -> bytes:
-        """Fetch an image URL: http(s) only, size-capped, without our Authorization header."""
-        scheme = httpx.URL(url).scheme if "://" in url else url.split(":", 1)[0]
+        """Fetch an image URL without our key: http(s) only, size-capped, never to a private address.
+
+        Redirects are followed here, one at a time, so every hop is checked like the first: a
+        loopback, private or link-local address (after name resolution) is refused unless it is
+        base_url's own host and port. The connection goes to the very address that was checked.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            target, pinned = await self._destination(url)
+            with self._transport_errors("the image URL"):
+                async with self._client.stream(
+                    "GET",
+                    pinned,
+                    headers={"Host": _host_header(target)},
+                    extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+                    follow_redirects=False,
+                ) as response:
+                    if response.is_redirect and response.headers.get("location"):
+                        try:
+                            url = str(target.join(response.headers["location"]))
+                        except (httpx.InvalidURL, ValueError):
+                            raise ProviderError(
+                                "the image URL redirected to an invalid address", code="bad_url"
+                            ) from None
+                        continue
+                    if response.status_code >= 400:
+                        # No `status`: the image was made (and billed) already, only fetching failed.
+                        raise ProviderError(
+                            f"downloading the image failed with HTTP {response.status_code}",
+                            retryable=response.status_code >= 500 or response.status_code in RETRY_STATUSES,
+                        )
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:
+                        raise _too_big()
+                    chunks, total = [], 0
+                    async for chunk in response.aiter_bytes():
+                        total += len(chunk)
+                        if total > MAX_DOWNLOAD_BYTES:
+                            raise _too_big()
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+        raise ProviderError("the image URL redirected too many times", code="redirect_loop")
+
+    async def _destination(self, url: str) -> tuple[httpx.URL, httpx.URL]:
+        """(the URL, the same URL with its host replaced by the checked address)."""
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme not in ("http", "https"):
+            shown = clean_text(scheme)[:20]
             raise ProviderError(
-                f"the API answered with an image URL of scheme '{scheme}:'; only http and https are fetched",
+                f"the API answered with an image URL of scheme '{shown}:'; only http and https are fetched",
                 code="bad_url",
             )
-        with self._transport_errors("the image URL"):
-            async with self._client.stream("GET", url, follow_redirects=True) as response:
-                if response.status_code >= 400:
-                    # No `status`: the image was made (and billed) already, only fetching failed.
-                    raise ProviderError(
-                        f"downloading the image failed with HTTP {response.status_code}",
-                        retryable=response.status_code >= 500 or response.status_code in RETRY_STATUSES,
-                    )
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:
-                    raise _too_big()
-                chunks, total = [], 0
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > MAX_DOWNLOAD_BYTES:
-                        raise _too_big()
-                    chunks.append(chunk)
-                return b"".join(chunks)
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError):
+            raise ProviderError("the API answered with an invalid image URL", code="bad_url") from None
+        if not target.host:
+            raise ProviderError("the API answered with an image URL without a host", code="bad_url")
+        port = target.port or (443 if target.scheme == "https" else 80)
+        if not self._network:
+            return target, target
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(target.host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise ProviderError(
+                "the image URL's host could not be resolved", code="connection_error", retryable=True
+            ) from None
+        own = self._own_addresses(target, port)
+        for _family, _type, _proto, _name, sockaddr in infos:
+            address = _address(str(sockaddr[0]))
+            if address is None:
+                continue
+            if (address.is_global and not address.is_multicast) or own:
+                # base_url's own host and port may be local: a gateway may serve its own files.
+                return target, target.copy_with(host=str(address))
+        raise ProviderError(
+            "the API answered with an image URL on a loopback, private or link-local address; "
+            "it is not fetched (only base_url's own host may be local)",
+            code="bad_url",
+        )
+
+    def _own_addresses(self, target: httpx.URL, port: int) -> bool:
+        base = httpx.URL(self.base_url)
+        base_port = base.port or (443 if base.scheme == "https" else 80)
+        return (target.host.lower(), port) == (base.host.lower(), base_port)
 
     @contextlib.contextmanager
     def _transport_errors(self, subject: str) -> Iterator[None]:
@@ -277,7 +399,7 @@ class OpenAIProvider(Provider):
 
     def _error(self, response: httpx.Response, spec: ImageSpec) -> ProviderError:
         status = response.status_code
-        message, code = error_detail(response)
+        message, code = error_detail(response, self.scrub)
         detail = self.scrub(f"{message} ({code})" if code else message or response.reason_phrase)
         retryable_code: bool | None = None
         if code in RETRY_CODES:
@@ -390,12 +512,23 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return delay if delay is not None and 0 < delay <= 120 else None
 
 
-def error_detail(response: httpx.Response) -> tuple[str, str | None]:
+def error_detail(response: httpx.Response, scrub: Any = clean_text) -> tuple[str, str | None]:
     """(message, code) of an error answer: OpenAI's `{"error": {...}}`, Lumenfall's upper-case codes,
-    or, for any other body (a 422's validation details, an HTML page), the body itself, trimmed."""
+    or, for any other body (a 422's validation details, an HTML page), the body itself, trimmed.
+
+    Everything is scrubbed (control characters, the key) before it is trimmed, never after: a cut
+    must never leave a piece of the key behind."""
+    message, code = _error_fields(response)
+    message = scrub(message)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return message, scrub(code)[:80] if code else None
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, dict):
         err = payload.get("error")
@@ -407,10 +540,7 @@ def error_detail(response: httpx.Response) -> tuple[str, str | None]:
             return err, str(code) if isinstance(code, str) else None
         if isinstance(payload.get("code"), str) and isinstance(payload.get("message"), str):
             return payload["message"], payload["code"]
-    text = " ".join(response.text.split())
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS - 1] + "…"
-    return text, None
+    return " ".join(response.text.split()), None
 
 
 def reported_cost(payload: Any) -> float | None:
@@ -423,6 +553,46 @@ def reported_cost(payload: Any) -> float | None:
                 value = holder.get(name)
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1000:
                     return float(value)
+    return None
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _host_header(url: httpx.URL) -> str:
+    default = 443 if url.scheme == "https" else 80
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
+def _plain(value: Any, scrub: Any, depth: int = 0) -> Any:
+    """JSON-plain data (mappings, lists, text, numbers) at most 4 levels deep, text scrubbed; else None."""
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for key, item in list(value.items())[:50]:
+            clean = _plain(item, scrub, depth + 1)
+            if clean is not None:
+                out[scrub(str(key))[:100]] = clean
+        return out
+    if isinstance(value, list):
+        return [x for x in (_plain(item, scrub, depth + 1) for item in value[:50]) if x is not None]
+    if isinstance(value, str):
+        return scrub(value)[:200]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else None
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
     return None
 
 

@@ -300,6 +300,28 @@ class Handler(BaseHTTPRequestHandler):
         if name == "html_200":
             self._send(200, HTML_ERROR_PAGE, "text/html; charset=utf-8", extra)
             return
+        if name == "raw":
+            self._send(behaviour.status or 200, behaviour.body, behaviour.content_type, extra)
+            return
+        if name == "b64_huge":
+            self._stream_huge_b64(behaviour.size, behaviour.content_length)
+            return
+        if name in ("b64_data", "url_to", "redirect_to"):
+            one: dict[str, Any] = {}
+            if name == "b64_data":
+                one["b64_json"] = base64.b64encode(behaviour.data).decode("ascii")
+            elif name == "url_to":
+                one["url"] = behaviour.url
+            else:
+                file_id = api._store_file(("redirect", behaviour.url))
+                one["url"] = f"{api.root_url}/files/{file_id}.png"
+            if behaviour.revised_prompt is not None:
+                one["revised_prompt"] = behaviour.revised_prompt
+            payload: dict[str, Any] = {"created": int(time.time()), "data": [one]}
+            if behaviour.usage is not None:
+                payload["usage"] = behaviour.usage
+            self._send_json(200, payload, extra)
+            return
         if name == "echo_auth":
             echoed = f"<html>{record.headers.get('authorization', '')}</html>".encode()
             self._send(200, echoed, "text/html; charset=utf-8", extra)
@@ -405,11 +427,37 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "loop":
             location = f"{api.root_url}/files/{name}"
             self._send(302, b"", "text/plain", {"Location": location})
+        elif kind == "redirect":
+            self._send(302, b"", "text/plain", {"Location": entry[1]})
         elif kind == "big":
             _, size, with_length = entry
             self._stream_big(size, with_length)
         else:  # pragma: no cover
             raise AssertionError(f"unknown file kind {kind!r}")
+
+    def _stream_huge_b64(self, size: int, with_length: bool) -> None:
+        """A JSON answer whose base64 string is `size` bytes long, never held in memory whole."""
+        api = self.server.api
+        head, tail = b'{"data": [{"b64_json": "', b'"}]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if with_length:
+            self.send_header("Content-Length", str(len(head) + size + len(tail)))
+        else:  # delimited by closing the connection: only a cap while reading can stop it
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        chunk = b"A" * (1 << 16)
+        try:
+            self.wfile.write(head)
+            sent = 0
+            while sent < size and not api._stopping.is_set():
+                piece = chunk[: size - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+            self.wfile.write(tail)
+        except OSError:  # the client stopped reading: expected
+            self.close_connection = True
 
     def _stream_big(self, size: int, with_length: bool) -> None:
         api = self.server.api

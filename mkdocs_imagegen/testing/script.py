@@ -43,6 +43,12 @@ BEHAVIOURS: frozenset[str] = frozenset(
         "url_redirect_loop",  # GET answers 302 to itself forever
         "url_fail_once",  # data[i].url whose first GET answers 500, the next ones the image
         "raw_error",  # `status` with `message` as the whole body (not OpenAI-shaped), `content_type`
+        # hostile answers built from the Behaviour's own fields (trust-boundary tests)
+        "b64_data",  # 200, data[0].b64_json = base64(`data`); `revised_prompt`/`usage` if given
+        "raw",  # 200 (or `status`), `body` bytes sent as is with `content_type`
+        "b64_huge",  # 200 JSON whose b64_json string is `size` bytes, streamed in chunks
+        "url_to",  # 200, data[0].url = `url` (any address: an SSRF probe)
+        "redirect_to",  # 200, data[0].url = a file here that answers 302 to `url`
     }
 )
 
@@ -117,6 +123,9 @@ class Behaviour:
     * error behaviours (``"429"``, ``"500"``, ``"503"``, ``"moderation"``,
       ``"401"``, ``"404_model"``, ``"400"``, ``"error"``): ``status``,
       ``error_type``, ``code``, ``message``, ``param`` override the defaults.
+    * ``"b64_data"``: ``data`` (and ``revised_prompt``, ``usage`` when set);
+      ``"raw"``: ``status``, ``body``, ``content_type``; ``"b64_huge"``:
+      ``size`` and ``content_length``; ``"url_to"`` / ``"redirect_to"``: ``url``.
     * every behaviour: ``headers`` are added to the response (e.g. a
       ``Retry-After`` on a ``"503"``).
     """
@@ -135,7 +144,12 @@ class Behaviour:
     message: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    data: bytes = b""
+    body: bytes = b""
     content_type: str = "application/json"
+    url: str = ""
+    revised_prompt: str | None = None
+    usage: Any = None
 
     def __post_init__(self) -> None:
         if self.name not in BEHAVIOURS:

@@ -212,7 +212,7 @@ def test_another_build_holding_the_claim_is_waited_for(
         assert claim is not None
         future = engine.submit(fox)
         assert not future.done()
-        other.put(fox.spec.key, b"made elsewhere", {"width": 64, "height": 64})
+        other.put(fox.spec.key, b"\x89PNG\r\n\x1a\nmade elsewhere", {"width": 64, "height": 64})
         claim.release()
         outcome = future.result(timeout=10)
     assert outcome.status == "cached" and provider.calls == []

@@ -149,7 +149,7 @@ def test_tiers_are_looked_up_in_order_and_all_get_real_images(tmp_path: Path) ->
         hit = tiers.lookup("k1")
         assert hit is not None and hit.path == "/remote/k1"
         assert tiers.lookup("k2") is None
-        stored = tiers.store("k2", b"pixels", {"width": 1, "height": 1})
+        stored = tiers.store("k2", b"\x89PNG\r\n\x1a\npixels", {"width": 1, "height": 1})
         assert stored.path.startswith(str(tmp_path)) and "k2" in remote.entries
-        tiers.store_fallback("k3", b"stand-in", {"width": 1, "height": 1})
+        tiers.store_fallback("k3", b"\x89PNG\r\n\x1a\nstand-in", {"width": 1, "height": 1})
         assert "k3" not in remote.entries and tiers.lookup("k3") is None and tiers.fallback("k3") is not None

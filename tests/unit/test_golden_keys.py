@@ -26,8 +26,9 @@ DIRECTIVES = [
     RawDirective(
         "block",
         14,
-        "prompt: flat icon of a gear\nbackground: transparent\nformat: webp\noutput_compression: 80\n"
-        'prompt_template: "{{ prompt }}, on {{ title }}"\n',
+        # Written out as the page-level prompt_template of earlier versions made it (templates are
+        # the site's alone now): the same final prompt, so the same pinned key.
+        "prompt: flat icon of a gear, on Guide\nbackground: transparent\nformat: webp\noutput_compression: 80\n",
     ),
 ]
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FakeProvider
+from conftest import PNG, FakeProvider
 
 from mkdocs_imagegen.engine import Engine
 from mkdocs_imagegen.lock import ImageLock
@@ -38,7 +38,7 @@ def test_a_generated_image_is_locked_with_its_intent_and_pages(
     engine.close()
     (line,) = lines(folder)
     assert line["intent"] == INTENT and line["pages"] == ["a.md", "b.md"] and line["prompt"] == "a fox"
-    assert (folder / str(line["file"])).read_bytes() == b"image of a fox"
+    assert (folder / str(line["file"])).read_bytes() == PNG + b"image of a fox"
 
 
 def test_the_lock_serves_before_the_cache_and_a_new_key_shows_the_pin(
