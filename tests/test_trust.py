@@ -710,28 +710,35 @@ def test_max_cost_caps_what_a_build_spends(tmp_path: Path) -> None:
 
     pages = {"index.md": "# Home\n\n" + "".join(f"![{n}](imagegen:cheap {n})\n\n" for n in range(3))}
     with FakeImageAPI() as api:
-        # $0.005 an image (gpt-image-1-mini, low, square): a cap of 1 cent allows two.
-        result = openai_build(tmp_path, api, pages, quality="low", max_cost=0.01, concurrency=1)
+        # $0.006 an image (gpt-image-2, low, square): a cap of 1.5 cents allows two.
+        result = openai_build(
+            tmp_path, api, pages, model="gpt-image-2", quality="low", max_cost=0.015, concurrency=1
+        )
         assert len(api.generation_requests()) == 2
     assert result.returncode == 0, result.output
     assert (
-        "1 image(s) were not generated because they would take this build over max_cost ($0.010"
+        "1 image(s) were not generated because they would take this build over max_cost ($0.015"
         in result.output
     )
 
 
-def test_a_page_cannot_spend_past_max_cost_with_a_dearer_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["dall-e-3", "a-gateway-model"])
+def test_a_page_cannot_spend_past_max_cost_with_a_dearer_model(tmp_path: Path, model: str) -> None:
     from mkdocs_imagegen.testing import FakeImageAPI
 
-    page = "---\nimagegen:\n  model: dall-e-3\n  quality: hd\n  size: 1792x1024\n---\n# Home\n\n![a](imagegen:dear)\n"
+    # dall-e-3 hd at 1792x1024 is $0.12, over the cap; a gateway's own model has no known price,
+    # which counts as over any cap.
+    page = f"---\nimagegen:\n  model: {model}\n  quality: hd\n  size: 1792x1024\n---\n# Home\n\n![a](imagegen:dear)\n"
+    if model != "dall-e-3":
+        page = page.replace("  quality: hd\n  size: 1792x1024\n", "")
     with FakeImageAPI() as api:
-        result = openai_build(tmp_path, api, {"index.md": page}, max_cost=1.0)
-        assert api.generation_requests() == []  # its cost cannot be estimated: over any max_cost
+        result = openai_build(tmp_path, api, {"index.md": page}, max_cost=0.10)
+        assert api.generation_requests() == []
         assert result.returncode == 0, result.output
-        assert "cannot be estimated counts as over it" in result.output
+        assert "over max_cost ($0.100" in result.output, result.output
         generated = cli(tmp_path, "generate", env={"OPENAI_API_KEY": "sk-test-0123456789abcdef"})
         assert api.generation_requests() == []
-    assert "1 held back by max_cost ($1.00" in generated.stdout, generated.stdout + generated.stderr
+    assert "1 held back by max_cost ($0.100" in generated.stdout, generated.stdout + generated.stderr
 
 
 def test_without_max_cost_there_is_no_money_cap(tmp_path: Path) -> None:
