@@ -217,7 +217,6 @@ FORBIDDEN = {
     "transparent-jpeg.md": "model: gpt-image-1.5\nbackground: transparent\nformat: jpeg",
     "compression-png.md": "model: gpt-image-2\noutput_compression: 50",
     "auto-dalle.md": "model: dall-e-3\nsize: auto",
-    "long-dalle2.md": "model: dall-e-2\nsize: 512x512\nprompt_template: '{{ prompt }}" + "x" * 1000 + "'",
     "hd-gpt.md": "model: gpt-image-1\nquality: hd",
     "transparent-gpt2.md": "model: gpt-image-2\nbackground: transparent",
 }
@@ -232,6 +231,10 @@ def test_each_forbidden_combination_is_a_page_line_error_with_zero_requests(
     Image.new("RGB", (64, 64), "blue").save(docs / "base.png")
     Image.new("RGB", (64, 64), "blue").save(docs / "mask.jpg", "JPEG")
     Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(docs / "small.png")
+    # A prompt over dall-e-2's 1000 characters (written out: a page cannot set prompt_template).
+    pages["long-dalle2.md"] = (
+        f"# T\n\n```imagegen\nprompt: a thing{'x' * 1000}\nmodel: dall-e-2\nsize: 512x512\n```\n"
+    )
     pages["edit-dalle3.md"] = "# T\n\n```imagegen\nprompt: a thing\nmodel: dall-e-3\nsource: base.png\n```\n"
     pages["edit-hd.md"] = (
         "# T\n\n```imagegen\nprompt: a thing\nmodel: gpt-image-1\nquality: hd\nsource: base.png\n```\n"
