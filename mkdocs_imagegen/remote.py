@@ -174,7 +174,7 @@ class RemoteStore:
                 "this run goes on with the local cache and generates what it lacks"
             )
 
-    def _get_bytes(self, path: str, limit: int) -> tuple[bytes, str | None] | None:
+    def _get_bytes(self, path: str, limit: int) -> tuple[bytes, str | None]:
         import obstore
 
         result = obstore.get(self._obstore(), path)
@@ -193,22 +193,15 @@ class RemoteStore:
             return None
         missing, _ = _errors()
         try:
-            got = self._get_bytes(f"{ROOT}/entries/{key}.json", MAX_RECORD_BYTES)
-            if got is None:
-                return None
-            record = _parse_record(got[0], key)
+            record = _parse_record(self._get_bytes(f"{ROOT}/entries/{key}.json", MAX_RECORD_BYTES)[0], key)
             self._check_signature(record, key)
-            image = self._get_bytes(f"{ROOT}/images/{key}", min(MAX_IMAGE_BYTES, record["bytes"]))
-            assert image is not None
-            data = image[0]
+            data = self._get_bytes(f"{ROOT}/images/{key}", min(MAX_IMAGE_BYTES, record["bytes"]))[0]
             if len(data) != record["bytes"] or hashlib.sha256(data).hexdigest() != record["sha256"]:
                 raise _Damaged("the image does not match the recorded size and digest")
         except missing:
             return None
         except _Damaged as exc:
-            with self._lock:
-                self.counts["refused"] += 1
-            log.warning(f"remote cache entry {key} is refused ({exc}); the image is made locally instead")
+            self.refuse(key, str(exc))
             return None
         except Exception as exc:
             self._fail("reading", exc)
@@ -216,6 +209,12 @@ class RemoteStore:
         with self._lock:
             self.counts["hits"] += 1
         return RemoteEntry(key=key, data=data, meta=record["meta"])
+
+    def refuse(self, key: str, why: str) -> None:
+        """Count and say why an entry is not used (each refused key once per run)."""
+        with self._lock:
+            self.counts["refused"] += 1
+        log.warning(f"remote cache entry {key} is refused ({why}); the image is made locally instead")
 
     def _check_signature(self, record: dict[str, Any], key: str) -> None:
         if self._signing_key is None:
@@ -341,7 +340,6 @@ class RemoteStore:
             return None
         except _Damaged:
             return ("?", 0.0, None)
-        assert got is not None
         data, e_tag = got
         try:
             value = json.loads(data)
@@ -466,21 +464,15 @@ class RemoteTier:
         try:
             info = imaging.inspect(got.data)
         except imaging.ImageError as exc:
-            return self._refuse(spec.key, str(exc))
+            self.store.refuse(spec.key, str(exc))
+            return None
         if info.format != spec.format or (spec.dimensions and (info.width, info.height) != spec.dimensions):
-            return self._refuse(
-                spec.key, f"it is a {info.width}x{info.height} {info.format}, not what the key asks"
-            )
+            shape = f"{info.width}x{info.height} {info.format}"
+            self.store.refuse(spec.key, f"it is a {shape}, not what the key asks")
+            return None
         # What the record says of the pixels is replaced by what the pixels are.
         meta = {**got.meta, "format": info.format, "width": info.width, "height": info.height}
         return local.put(spec.key, got.data, meta)
-
-    def _refuse(self, key: str, why: str) -> Entry | None:
-        """Count and say why an entry is not used; None, so `fetch` can return it."""
-        with self.store._lock:
-            self.store.counts["refused"] += 1
-        log.warning(f"remote cache entry {key} is refused ({why}); the image is made locally instead")
-        return None
 
     async def wait(self, spec: ImageSpec, local: ImageCache, *, poll: float = 0.5) -> Entry | None:
         """While another runner holds the lease: its image, or None once the lease is gone or lapsed.
