@@ -225,6 +225,8 @@ class ImagegenConfig(base.Config):
     concurrency = PositiveInt(4)
     on_error = c.Choice(("placeholder", "fail"), default="placeholder")
     frozen = c.Type(bool, default=False)
+    # Warn (so --strict fails) for an image without alt text of its own: a prompt is not a description.
+    alt_required = c.Type(bool, default=True)
     # The OpenAI-compatible provider.
     # Unset: the provider's own (providers.ENDPOINTS).
     base_url = c.Optional(BaseUrl())

@@ -140,6 +140,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         return REF_RE.sub(url, output)
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
+        self._warn_missing_alt()
         images = self.images
         if images is None:
             return
@@ -196,6 +197,15 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         return self.directives.render(md, conversion, found)
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _warn_missing_alt(self) -> None:
+        """A warning, not an error: every image is still made, but `mkdocs build --strict` fails."""
+        if not self.config.alt_required or self.directives is None or self.plan is not None:
+            return
+        for occurrence in self.directives.occurrences:
+            problem = occurrence.alt_problem
+            if problem:
+                log.warning(f"{occurrence.where}: {problem}")
+
     def _open_engine(self) -> Engine:
         from .runtime import open_engine
 

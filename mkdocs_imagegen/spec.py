@@ -153,6 +153,9 @@ class Occurrence:
     # What the writer asked for (the directive's own prompt and keys), apart from site defaults,
     # template and model: the image lock pins an image to it across re-keys.
     intent: str | None = None
+    # True when the directive gave no alt text of its own, so `alt` is the prompt: a screen reader
+    # would read out an instruction to an image model, not a description of the image.
+    alt_defaulted: bool = False
 
     @property
     def where(self) -> str:
@@ -162,6 +165,24 @@ class Occurrence:
         if self.raw.note:
             return f"{self.page}:{self.line} ({self.raw.note})"
         return f"{self.page}:{self.line}"
+
+    @property
+    def alt_problem(self) -> str | None:
+        """Why this image's alt text fails a reader, or None when it does not."""
+        if self.spec is None:
+            return None
+        if self.alt_defaulted:
+            how = "inside the [brackets]" if self.raw.kind == "inline" else "as 'alt: ...' in the block"
+            return (
+                "image has no alt text, so a screen reader would read out its prompt: "
+                f"describe the image {how} (or set alt_required: false)"
+            )
+        if not self.alt.strip():
+            return (
+                "image has empty alt text: describe the image for readers who cannot see it "
+                "(or set alt_required: false)"
+            )
+        return None
 
 
 def where(occurrences: Sequence[Occurrence]) -> str:
@@ -382,6 +403,7 @@ def _build(
         raw=raw,
         spec=spec,
         alt=merged.get("alt", user_prompt),
+        alt_defaulted="alt" not in merged,
         caption=merged.get("caption"),
         attrs=attrs,
         moderation=merged.get("moderation"),

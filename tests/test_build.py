@@ -93,7 +93,7 @@ def test_defaults_from_site_front_matter_and_directive(tmp_path: Path) -> None:
             "index.md": "# Home\n\n![a](imagegen:site default)\n",
             "page.md": (
                 "---\nimagegen:\n  size: 320x240\n  format: webp\n---\n# Page\n\n"
-                "![b](imagegen:page default)\n\n```imagegen\nprompt: directive wins\nsize: 100x50\n```\n"
+                "![b](imagegen:page default)\n\n```imagegen\nprompt: directive wins\nalt: c\nsize: 100x50\n```\n"
             ),
         },
         plugin={"size": "200x100"},
@@ -149,8 +149,8 @@ def test_directives_nested_in_lists_admonitions_and_tabs(tmp_path: Path) -> None
         "# Nested\n\n"
         "- A list item\n\n    ![in list](imagegen:a list image)\n\n"
         '!!! note "Note"\n\n'
-        "    ```imagegen\n    prompt: an admonition image\n    caption: In a note\n    ```\n\n"
-        '=== "Tab"\n\n    ```imagegen\n    prompt: a tab image\n    ```\n'
+        "    ```imagegen\n    prompt: an admonition image\n    alt: an admonition image\n    caption: In a note\n    ```\n\n"
+        '=== "Tab"\n\n    ```imagegen\n    prompt: a tab image\n    alt: a tab image\n    ```\n'
     )
     write_site(
         tmp_path,
@@ -219,7 +219,7 @@ def test_second_build_generates_nothing_and_is_identical(tmp_path: Path) -> None
     write_site(
         tmp_path,
         {
-            "index.md": "# Home\n\n![a](imagegen:first)\n\n```imagegen\nprompt: second\nformat: jpeg\n```\n",
+            "index.md": "# Home\n\n![a](imagegen:first)\n\n```imagegen\nprompt: second\nalt: second\nformat: jpeg\n```\n",
             "other.md": "# Other\n\n![b](imagegen:third)\n",
         },
     )

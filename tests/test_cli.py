@@ -101,7 +101,7 @@ def cache_keys(root: Path, cache_dir: str = ".cache/plugin/imagegen") -> dict[tu
 
 
 TWO_PAGES = {
-    "index.md": "# Home\n\n![fox](imagegen:a red fox)\n\n```imagegen\nprompt: a blue whale\nsize: 1536x1024\n```\n",
+    "index.md": "# Home\n\n![fox](imagegen:a red fox)\n\n```imagegen\nprompt: a blue whale\nalt: whale\nsize: 1536x1024\n```\n",
     "guide/page.md": "# Guide\n\nText.\n\n![fox again](imagegen:a red fox)\n",
 }
 
@@ -228,7 +228,7 @@ def test_status_after_a_build_is_all_cached_and_keys_agree(tmp_path: Path) -> No
         **TWO_PAGES,
         "deep/nested/page.md": (
             "---\ntitle: Deep Title\nimagegen:\n  size: 800x400\n---\n\nBody.\n\n"
-            "- item\n\n    ```imagegen\n    prompt: indented in a list\n    ```\n\n![i](imagegen:inline one){ .wide }\n"
+            "- item\n\n    ```imagegen\n    prompt: indented in a list\n    alt: list\n    ```\n\n![i](imagegen:inline one){ .wide }\n"
         ),
         "drafts/wip.md": "# WIP\n\n![x](imagegen:never built)\n",
     }

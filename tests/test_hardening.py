@@ -299,12 +299,14 @@ def test_symlink_out_of_docs_is_never_read(tmp_path: Path) -> None:
 
 
 def test_windows_line_endings_and_byte_order_mark_work(tmp_path: Path) -> None:
-    page = "\ufeff# Home\r\n\r\n```imagegen\r\nprompt: crlf block\r\nsize: 64x32\r\n```\r\n\r\n![a](imagegen:bom inline)\r\n"
+    page = "\ufeff# Home\r\n\r\n```imagegen\r\nprompt: crlf block\r\nalt: crlf\r\nsize: 64x32\r\n```\r\n\r\n![a](imagegen:bom inline)\r\n"
     write_site(tmp_path, {"index.md": page.encode("utf-8")})
     result = run_mkdocs(tmp_path, "--strict")
     assert result.returncode == 0, result.output
     block, inline = imgs(result.page())
-    assert (block["width"], block["height"]) == ("64", "32") and inline["alt"] == "a"
+    assert (
+        (block["width"], block["height"]) == ("64", "32") and block["alt"] == "crlf" and inline["alt"] == "a"
+    )
 
 
 # -- secrets -----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def test_request_body_headers_and_result(tmp_path: Path, fake_api: FakeImageAPI)
         fake_api,
         {
             "index.md": (
-                "# Home\n\n```imagegen\nprompt: A lighthouse icon\nsize: 1536x1024\nquality: low\n"
+                "# Home\n\n```imagegen\nprompt: A lighthouse icon\nalt: Lighthouse\nsize: 1536x1024\nquality: low\n"
                 "background: transparent\nformat: webp\noutput_compression: 80\nmoderation: low\n```\n"
             )
         },
@@ -78,7 +78,9 @@ def test_only_set_parameters_are_sent(tmp_path: Path, fake_api: FakeImageAPI) ->
 
 def test_unsupported_size_is_generated_close_then_cropped(tmp_path: Path, fake_api: FakeImageAPI) -> None:
     openai_site(
-        tmp_path, fake_api, {"index.md": "# Home\n\n```imagegen\nprompt: wide banner\nsize: 800x400\n```\n"}
+        tmp_path,
+        fake_api,
+        {"index.md": "# Home\n\n```imagegen\nprompt: wide banner\nalt: banner\nsize: 800x400\n```\n"},
     )
     result = build(tmp_path, "--strict")
     assert result.returncode == 0, result.output
@@ -277,7 +279,10 @@ def test_edit_sends_source_and_mask_and_keys_on_their_bytes(tmp_path: Path, fake
     (docs / "img").mkdir(parents=True)
     Image.new("RGB", (64, 64), "blue").save(docs / "img" / "base.png")
     Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(docs / "img" / "mask.png")
-    page = "# Home\n\n```imagegen\nprompt: add a red hat\nsource: ../img/base.png\nmask: img/mask.png\n```\n"
+    page = (
+        "# Home\n\n```imagegen\nprompt: add a red hat\nalt: A hat\n"
+        "source: ../img/base.png\nmask: img/mask.png\n```\n"
+    )
     openai_site(tmp_path, fake_api, {"guide/index.md": page})
     result = build(tmp_path, "--strict")
     assert result.returncode == 0, result.output
