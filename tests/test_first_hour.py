@@ -341,8 +341,8 @@ def test_the_site_template_styles_pictures_not_edit_instructions(
     two_halves(tmp_path / "docs" / "img" / "lamp.png")
     page = (
         "# Home\n\n![a](imagegen:a lamp)\n\n"
-        "```imagegen\nprompt: Make the lamp yellow\nsource: img/lamp.png\n```\n\n"
-        "```imagegen\nprompt: Make the lamp green, keep the style\nsource: img/lamp.png\n```\n"
+        "```imagegen\nprompt: Make the lamp yellow\nalt: A yellow lamp\nsource: img/lamp.png\n```\n\n"
+        "```imagegen\nprompt: Make the lamp green, keep the style\nalt: A green lamp\nsource: img/lamp.png\n```\n"
     )
     openai_site(
         tmp_path, fake_api, {"index.md": page}, prompt_template="{{ prompt }}, flat vector illustration"
@@ -380,7 +380,7 @@ def test_an_edit_placeholder_shows_its_source_dimmed(tmp_path: Path) -> None:
 
 def test_a_source_starting_with_a_slash_is_in_docs_dir(tmp_path: Path) -> None:
     two_halves(tmp_path / "docs" / "img" / "lamp.png")
-    page = "# Deep\n\n```imagegen\nprompt: Make it glow\nsource: /img/lamp.png\n```\n"
+    page = "# Deep\n\n```imagegen\nprompt: Make it glow\nalt: A glowing lamp\nsource: /img/lamp.png\n```\n"
     write_site(tmp_path, {"guide/deep/page.md": page, "index.md": "# Home\n"})
     built = run_mkdocs(tmp_path, "--strict")
     assert built.returncode == 0, built.output
