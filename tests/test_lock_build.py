@@ -43,6 +43,7 @@ def lock_site(root: Path, api: FakeImageAPI, pages: dict[str, str] = PAGES, **pl
         "timeout": 10,
         "max_retries": 0,
         "lock": "docs-images",
+        "alt_required": False,  # these pages test the lock, not alt text (tests/test_alt.py does)
         **plugin,
     }
     return write_site(root, pages, plugin=options)

@@ -36,12 +36,19 @@ def lumenfall() -> Iterator[FakeImageAPI]:
 
 
 def lumenfall_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "lumenfall", "base_url": api.base_url, "timeout": 10, **plugin}
+    options = {
+        "provider": "lumenfall",
+        "base_url": api.base_url,
+        "timeout": 10,
+        "alt_required": False,
+        **plugin,
+    }
     return write_site(root, pages, plugin=options)
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, **plugin}
+    # These pages test requests, not alt text (tests/test_alt.py does).
+    options = {"provider": "openai", "base_url": api.base_url, "timeout": 10, "alt_required": False, **plugin}
     return write_site(root, pages, plugin=options)
 
 
