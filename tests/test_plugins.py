@@ -405,3 +405,48 @@ def test_minified_pages_point_at_the_real_files(tmp_path: Path, imagegen_first: 
     build = run_mkdocs(tmp_path, "--strict")
     found = check_site(build, images=3)
     assert sorted(i["alt"] for i in found["index.html"]) == ["Whale", "fox", "owl"]
+
+
+# -- the command sees what the build sees ------------------------------------------------------------
+
+
+def command(root: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from mkdocs_imagegen import cli
+
+    result = CliRunner().invoke(cli.main, [args[0], "-f", str(root / "mkdocs.yml"), *args[1:]])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def built_keys(build: Build) -> set[str]:
+    return {p.stem for p in (build.site / IMAGES).iterdir()}
+
+
+@ORDERS
+def test_macros_site_generate_prune_then_frozen_build(tmp_path: Path, imagegen_first: bool) -> None:
+    import json
+
+    macros_site(tmp_path, imagegen_first)
+    generate = command(tmp_path, "generate")
+    assert generate.exit_code == 0 and "2 generated" in generate.output, generate.output
+    status = json.loads(command(tmp_path, "status", "--json").stdout)
+    assert sorted(r["prompt"] for r in status["directives"]) == ["a boat at sea", "a red lighthouse"]
+    prune = command(tmp_path, "prune")
+    assert prune.exit_code == 0 and "removed 0 unused image(s)" in prune.output, prune.output
+    frozen = run_mkdocs(tmp_path, "--strict", env={"IMAGEGEN_FROZEN": "1"})
+    check_site(frozen, images=2, generated=0)
+    assert built_keys(frozen) == {r["key"] for r in status["directives"]}
+    check = command(tmp_path, "check")
+    assert check.exit_code == 0, check.output
+
+
+def test_gen_files_page_keeps_its_image_through_prune(tmp_path: Path) -> None:
+    test_gen_files_pages_count(tmp_path)
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\nNo image now.\n", encoding="utf-8")
+    prune = command(tmp_path, "prune")
+    assert prune.exit_code == 0 and "removed 1 unused image(s)" in prune.output, prune.output
+    frozen = run_mkdocs(tmp_path, "--strict", "-d", "frozen", env={"IMAGEGEN_FROZEN": "1"})
+    found = check_site(frozen, images=1, generated=0)
+    assert [i["alt"] for i in found["made/page/index.html"]] == ["made"]
