@@ -36,6 +36,7 @@ _MARK = "(imagegen:"
 # Python-Markdown's escape placeholder (STX, the character's code point, ETX).
 _ESCAPED = re.compile("\x02(\\d+)\x03")
 _INLINE_STASHED = re.compile("\x02klzzwxh:(\\d+)\x03")
+_STASHED_ANY = re.compile("\x02[^\x02\x03]*\x03")
 _ATTRS = re.compile(r"\{([^}\n]*)\}")
 _PLAIN_RUN = re.compile(r"[^\x02\x03\\`\n]*")  # text the source holds exactly as the renderer sees it
 _PLAIN_TAIL = re.compile(r"[^\x02\x03\\`\n]*$")
@@ -333,9 +334,7 @@ def _title(root: etree.Element, md: Markdown) -> str | None:
     """The page's first top-level `<h1>` as text: what a prompt template sees as the title."""
     for el in root:
         if el.tag == "h1":
-            from mkdocs.utils.rendering import get_heading_text
-
-            text = get_heading_text(el, md)
+            text = _STASHED_ANY.sub("", _ESCAPED.sub(_char, "".join(el.itertext())))
             if "attr_list" in md.treeprocessors:  # runs after us: its `{ #id }` is still in the text
                 text = _HEADING_ATTRS.sub("", text)
             return text.strip() or None
