@@ -450,3 +450,31 @@ def test_gen_files_page_keeps_its_image_through_prune(tmp_path: Path) -> None:
     frozen = run_mkdocs(tmp_path, "--strict", "-d", "frozen", env={"IMAGEGEN_FROZEN": "1"})
     found = check_site(frozen, images=1, generated=0)
     assert [i["alt"] for i in found["made/page/index.html"]] == ["made"]
+
+
+def test_a_broken_directive_made_by_a_macro_names_the_page_and_that_fact(tmp_path: Path) -> None:
+    write_pages(
+        tmp_path,
+        {
+            "docs/index.md": "# Home\n\nText.\n\n{{ broken() }}\n",
+            "main.py": (
+                "def define_env(env):\n"
+                "    @env.macro\n"
+                "    def broken():\n"
+                "        return '```imagegen\\nprompt: made by a macro\\nsizee: 10x10\\n```'\n"
+            ),
+        },
+    )
+    write_config(
+        tmp_path,
+        {
+            "site_name": "Macros",
+            "markdown_extensions": ["pymdownx.superfences"],
+            "plugins": ["macros", "imagegen"],
+        },
+    )
+    build = run_mkdocs(tmp_path)
+    assert re.search(
+        r"index\.md:5 \(in Markdown made by another plugin, not in the file\): unknown key 'sizee'",
+        build.output,
+    ), build.output
