@@ -88,22 +88,36 @@ class Directives:
         self.images = images  # None: plan only (the command), nothing is generated
         self.config_dir = config_dir
         self.pages: dict[str, PageContext] = {}
-        self.current: PageContext | None = None
+        self._read: dict[str, tuple[File, dict[str, Any], str]] = {}
+        self.current: str | None = None
         self.occurrences: list[Occurrence] = []
         self._seen: set[tuple[str, int, str, str]] = set()
 
     def add_page(self, file: File, meta: dict[str, Any], markdown: str) -> None:
-        self.current = self.pages[file.src_uri] = PageContext.of(file, meta, markdown)
+        """A page about to be rendered; its context is read only if a directive turns up."""
+        self._read[file.src_uri] = (file, meta, markdown)
+        self.pages.pop(file.src_uri, None)
+        self.current = file.src_uri
+
+    def _context(self, src_uri: str, file: File | None = None) -> PageContext | None:
+        page = self.pages.get(src_uri)
+        if page is None:
+            if src_uri in self._read:
+                page = PageContext.of(*self._read[src_uri])
+            elif file is not None:
+                page = PageContext.of(file, None)
+            else:
+                return None
+            self.pages[src_uri] = page
+        return page
 
     def _page_of(self, md: Markdown) -> PageContext | None:
-        relpath = md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None  # noqa: SIM401 (a Registry has no get)
+        # MkDocs (and material's blog excerpts) register the page's file with this processor.
+        relpath = md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None  # noqa: SIM401
         file = getattr(relpath, "file", None)
-        if not isinstance(file, File):
-            return self.current
-        page = self.pages.get(file.src_uri)
-        if page is None:
-            page = self.pages[file.src_uri] = PageContext.of(file, None)
-        return page
+        if isinstance(file, File):
+            return self._context(file.src_uri, file)
+        return self._context(self.current) if self.current else None
 
     # -- the Handler protocol ----------------------------------------------------------------
     def render(self, md: Markdown, conversion: Conversion, items: list[Found]) -> list[Rendered]:

@@ -36,6 +36,7 @@ _MARK = "(imagegen:"
 # Python-Markdown's escape placeholder (STX, the character's code point, ETX).
 _ESCAPED = re.compile("\x02(\\d+)\x03")
 _INLINE_STASHED = re.compile("\x02klzzwxh:(\\d+)\x03")
+_STASHED_ANY = re.compile("\x02[^\x02\x03]*\x03")
 _ATTRS = re.compile(r"\{([^}\n]*)\}")
 _PLAIN_RUN = re.compile(r"[^\x02\x03\\`\n]*")  # text the source holds exactly as the renderer sees it
 _PLAIN_TAIL = re.compile(r"[^\x02\x03\\`\n]*$")
@@ -101,8 +102,7 @@ class ImagegenExtension(Extension):
         fenced = md.preprocessors["fenced_code_block"] if "fenced_code_block" in md.preprocessors else None  # noqa: SIM401
         if fenced is not None and type(fenced).__module__ == "markdown.extensions.fenced_code":
             md.preprocessors.register(_FencedCode(md, conversion), "imagegen_fenced_code", 25.5)
-        md.inlinePatterns.register(_Inline(r"!\[", md, conversion), "imagegen_inline", 155)
-        md.inlinePatterns.register(_Unclosed(_UNCLOSED, md, conversion), "imagegen_unclosed", 185)
+        md.preprocessors.register(_Switch(md, conversion), "imagegen_switch", 29)
         md.treeprocessors.register(_Finish(md, conversion, self.handler), "imagegen", 19)
         md.postprocessors.register(_Blocks(md, conversion, self.handler), "imagegen", 25)
 
@@ -121,6 +121,32 @@ class _Start(Preprocessor):
 class _Expanded(_Start):
     def run(self, lines: list[str]) -> list[str]:
         self.conversion.expanded = "\n".join(lines)
+        return lines
+
+
+class _Switch(Preprocessor):
+    """The inline patterns only for text that can hold a directive: other pages pay nothing.
+
+    Runs after pymdownx.snippets and whitespace normalization, so included text counts; a
+    Markdown instance converting many texts (an API-docs renderer, say) switches per text.
+    """
+
+    def __init__(self, md: Markdown, conversion: Conversion) -> None:
+        super().__init__(md)
+        self.patterns = (
+            (_Inline(r"!\[", md, conversion), "imagegen_inline", 155),
+            (_Unclosed(_UNCLOSED, md, conversion), "imagegen_unclosed", 185),
+        )
+
+    def run(self, lines: list[str]) -> list[str]:
+        wanted = FENCE_NAME in "\n".join(lines)
+        registered = "imagegen_inline" in self.md.inlinePatterns
+        if wanted and not registered:
+            for pattern, name, priority in self.patterns:
+                self.md.inlinePatterns.register(pattern, name, priority)
+        elif registered and not wanted:
+            for _, name, _ in self.patterns:
+                self.md.inlinePatterns.deregister(name)
         return lines
 
 
@@ -333,9 +359,7 @@ def _title(root: etree.Element, md: Markdown) -> str | None:
     """The page's first top-level `<h1>` as text: what a prompt template sees as the title."""
     for el in root:
         if el.tag == "h1":
-            from mkdocs.utils.rendering import get_heading_text
-
-            text = get_heading_text(el, md)
+            text = _STASHED_ANY.sub("", _ESCAPED.sub(_char, "".join(el.itertext())))
             if "attr_list" in md.treeprocessors:  # runs after us: its `{ #id }` is still in the text
                 text = _HEADING_ATTRS.sub("", text)
             return text.strip() or None

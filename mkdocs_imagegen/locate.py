@@ -110,7 +110,7 @@ class Locator:
         if line is not None:
             return Place(line)
         if expanded is not None and self.snippets is not None:
-            found = self.snippets.find(needle, rendered)
+            found = self.snippets.find((*needles, needle), kind, rendered)
             if found is not None:
                 return found
         line = _Cursor(expanded or rendered).find(needle, kind) or 1
@@ -125,18 +125,19 @@ class Snippets:
         self.base = base
         self._texts: dict[str, str | None] = {}
 
-    def find(self, needle: str, page_text: str) -> Place | None:
+    def find(self, needles: tuple[str, ...], kind: str, page_text: str) -> Place | None:
         names = [m.group(2).strip() for m in _SNIPPET_LINE.finditer(page_text)]
         for block in _SNIPPET_BLOCK.finditer(page_text):
             names += [n.strip() for n in block.group(1).splitlines() if n.strip()]
         for name in names:
             path = self._path(name.split(":")[0] if not os.path.exists(name) else name)
             text = self._read(path) if path else None
-            if text is None:
+            if path is None or text is None:
                 continue
-            at = text.find(needle)
-            if at != -1:
-                return Place(text.count("\n", 0, at) + 1, source=os.path.relpath(path, self.base))  # type: ignore[arg-type]
+            for needle in needles:
+                line = _Cursor(text).find(needle, kind)
+                if line is not None:
+                    return Place(line, source=os.path.relpath(path, self.base))
         return None
 
     def _path(self, name: str) -> str | None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin
 
 import pytest
 import yaml
@@ -31,8 +34,6 @@ EXTENSIONS = [
 ]
 THEME_ONLY = re.compile(r"^(template|icon):.*\n", re.M)
 PRE = re.compile(r"<pre[^>]*>.*?</pre>", re.S)
-DIRECTIVE_IMG = re.compile(r'<img [^>]*src="[^"]*assets/imagegen/[0-9a-f]{32}\.png"')
-HEADING = re.compile(r"^#{1,2} ", re.M)
 
 
 def copy_corpus(name: str, target: Path) -> Path:
@@ -50,12 +51,12 @@ def copy_corpus(name: str, target: Path) -> Path:
     return target
 
 
-def configure(root: Path, plugin: bool) -> None:
+def configure(root: Path, plugin: bool, options: dict[str, Any] | None = None) -> None:
     config = {
         "site_name": "Corpus",
         "docs_dir": "docs",
         "markdown_extensions": EXTENSIONS,
-        "plugins": ["search", "imagegen"] if plugin else ["search"],
+        "plugins": ["search", {"imagegen": options or {}}] if plugin else ["search"],
     }
     (root / "mkdocs.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
 
@@ -65,24 +66,6 @@ def pages(site: Path) -> dict[str, str]:
         str(p.relative_to(site)): re.sub(r"Build Date UTC : [^\n]*", "", p.read_text(encoding="utf-8"))
         for p in sorted(site.rglob("*.html"))
     }
-
-
-def outside_code(text: str) -> list[int]:
-    """Offsets of top-level headings that are not inside a fence (a simple, independent tracker)."""
-    offsets, fence, pos = [], None, 0
-    for line in text.splitlines(keepends=True):
-        stripped = line.lstrip()
-        m = re.match(r"(`{3,}|~{3,})", stripped)
-        if fence is None and m and len(line) - len(stripped) < 4:
-            fence = m[1]
-        elif (
-            fence is not None and stripped.rstrip().startswith(fence) and set(stripped.strip()) == {fence[0]}
-        ):
-            fence = None
-        elif fence is None and HEADING.match(line):
-            offsets.append(pos)
-        pos += len(line)
-    return offsets
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -97,28 +80,69 @@ def test_corpus_builds_identically_with_the_plugin(tmp_path: Path, name: str) ->
     assert pages(with_plugin.site) == pages(plain.site)
 
 
+TITLE_LINE = re.compile(r"^[ \t]*(?:!!!|\?\?\?\+?|===|/{3,})")
+FENCE_ONLY = re.compile(r"^[ \t>]*(?:`{3,}|~{3,})[ \t]*$")
+MAX_SPOTS = 350  # per corpus: enough positions of every kind, a bounded build time
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.images: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append({k: v or "" for k, v in attrs})
+
+
+def images(html: str) -> list[dict[str, str]]:
+    parser = _Images()
+    parser.feed(html)
+    return parser.images
+
+
+def mark_lines(root: Path) -> int:
+    """Append `![dN](imagegen:diff N)` to block title lines, closing fences and every 9th line."""
+    n = 0
+    for page in sorted((root / "docs").rglob("*.md")):
+        lines = page.read_text(encoding="utf-8").split("\n")
+        for i, line in enumerate(lines):
+            if n >= MAX_SPOTS:
+                break
+            if TITLE_LINE.match(line) or FENCE_ONLY.match(line) or (i % 9 == 4 and line.strip()):
+                lines[i] = f"{line} ![d{n}](imagegen:diff {n})"
+                n += 1
+        page.write_text("\n".join(lines), encoding="utf-8")
+    return n
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_directives_between_blocks_are_found_and_code_is_untouched(tmp_path: Path, name: str) -> None:
+def test_the_renderer_decides_every_position(tmp_path: Path, name: str) -> None:
+    """Differential against the renderer itself: an image where it shows one, the same code where code."""
     root = copy_corpus(name, tmp_path)
+    spots = mark_lines(root)
+    assert spots > 100
     configure(root, plugin=False)
     plain = run_mkdocs(root, "-d", "plain")
-    inserted = 0
-    for page in sorted((root / "docs").rglob("*.md")):
-        text = page.read_text(encoding="utf-8")
-        spots = outside_code(text)[1:4]  # after the title: between real blocks of the page
-        for n, offset in enumerate(reversed(spots)):
-            directive = f"![corpus image](imagegen:{page.stem} {n})\n\n"
-            text = text[:offset] + directive + text[offset:]
-            inserted += 1
-        page.write_text(text, encoding="utf-8")
-    assert inserted > 20
-    configure(root, plugin=True)
+    configure(root, plugin=True, options={"size": "32x32"})
     built = run_mkdocs(root, "-d", "with")
-    assert built.returncode == 0, built.output
-    found = sum(len(DIRECTIVE_IMG.findall(html)) for html in pages(built.site).values())
-    assert found == inserted
-    # Every code sample of every page is byte for byte what it was without directives and plugin.
+    assert plain.returncode == built.returncode == 0, built.output
     before, after = pages(plain.site), pages(built.site)
     assert before.keys() == after.keys()
+    shown = 0
     for path in before:
+        expected = {i["alt"] for i in images(before[path]) if i.get("src", "").startswith("imagegen:")}
+        got = set()
+        for image in images(after[path]):
+            assert not image.get("src", "").startswith("imagegen:"), (path, image)
+            if "assets/imagegen/" in image.get("src", ""):
+                file = built.site / unquote(
+                    urljoin("http://site/" + path, image["src"])[len("http://site/") :]
+                )
+                assert file.is_file(), (path, image)
+                got.add(image["alt"])
+        assert got == expected, path
+        # Wherever the renderer shows code, the plugin's build shows the same code.
         assert PRE.findall(after[path]) == PRE.findall(before[path]), path
+        shown += len(expected)
+    assert shown > 50, (shown, spots)

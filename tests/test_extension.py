@@ -282,3 +282,12 @@ def test_locator_names_text_another_plugin_made() -> None:
     )
     assert place.line == 3 and place.note and "another plugin" in place.note
     assert re.search("not in the file", place.note)
+
+
+def test_one_markdown_instance_converting_many_texts_finds_each_texts_directives() -> None:
+    recorder = Recorder("")
+    md = Markdown(extensions=[*SUPER, ImagegenExtension(recorder)])
+    assert "<img" not in md.convert("# Plain\n\nNo directive here.\n")
+    recorder.source = "# Doc\n\n![x](imagegen:second text)\n"
+    assert 'src="found:second text"' in md.convert(recorder.source)
+    assert "imagegen" not in md.convert("# Plain again\n")

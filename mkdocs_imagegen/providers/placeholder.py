@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
-from .. import imaging, wireframe
 from ..spec import MAX_SOURCE_BYTES, ImageSpec
 from . import GeneratedImage, GenerationRequest, Provider
 
@@ -15,6 +13,8 @@ def render_spec(
     spec: ImageSpec, *, label: str = "placeholder", tone: str = "neutral", source_path: str | None = None
 ) -> bytes:
     """`source_path`: an edit's image (already checked to be in docs_dir), shown under the text."""
+    from .. import imaging, wireframe  # Pillow: loaded only when an image is drawn, never by a warm build
+
     width, height = spec.dimensions or (1024, 1024)
     common: dict[str, Any] = {
         "seed": spec.key,
@@ -53,5 +53,7 @@ class PlaceholderProvider(Provider):
         return 0.0
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        import asyncio
+
         data = await asyncio.to_thread(render_spec, request.spec, source_path=request.source_path)
         return GeneratedImage(data=data, exact=True)
