@@ -253,7 +253,10 @@ class ImagegenConfig(base.Config):
         known = dict(self._schema)
         warnings = [(k, w) for k, w in warnings if not (k not in known and w.startswith("Unrecognised"))]
         for key in sorted(set(self.keys()) - set(known)):
-            env = self.get("api_key_env") or "OPENAI_API_KEY"
+            from .providers import ENDPOINTS
+
+            default_env = ENDPOINTS.get(self.get("provider") or "", ENDPOINTS["openai"])[1]
+            env = self.get("api_key_env") or default_env
             failed.append((key, base.ValidationError(unknown_option_message(key, known, env))))
         return failed, warnings
 
