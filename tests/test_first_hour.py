@@ -417,6 +417,19 @@ def test_the_readme_answers_a_new_users_questions() -> None:
     assert "python -m http.server -d example-site/site" in readme  # not from disk
     tests = readme.split("### Run the tests", 1)[1].split("\n## ", 1)[0]
     assert "../shared/corpora" in tests and "skipped" in tests
+    five = readme.split("### Real images in five minutes", 1)[1].split("\n## ", 1)[0]
+    for needed in (
+        "platform.openai.com/api-keys",
+        "lumenfall.ai",
+        "export LUMENFALL_API_KEY=",
+        "export OPENAI_API_KEY=",
+    ):
+        assert needed in five, needed
+    assert (
+        "gpt-image-1-mini" in five and "gpt-image-2" in five and "mkdocs-imagegen generate --dry-run" in five
+    )
+    pr = readme.split("### When `check` fails on your pull request", 1)[1].split("\n## ", 1)[0]
+    assert "mkdocs-imagegen generate" in pr and "workflow_dispatch" in pr
 
 
 # -- directives ---------------------------------------------------------------------------------------
