@@ -203,7 +203,8 @@ def checked_mapping(
     problems: list[str] = []
     for key, value in values.items():
         if key in SITE_ONLY:
-            raise OptionError(SITE_ONLY[key])
+            problems.append(SITE_ONLY[key])
+            continue
         if key not in known:
             problems.append(unknown_key_message(key, known))
             continue
