@@ -255,7 +255,9 @@ class ImagegenConfig(base.Config):
         known = dict(self._schema)
         warnings = [(k, w) for k, w in warnings if not (k not in known and w.startswith("Unrecognised"))]
         for key in sorted(set(self.keys()) - set(known)):
-            env = self.get("api_key_env") or "OPENAI_API_KEY"
+            # The providers' own variables (providers.ENDPOINTS), named here without importing it.
+            default_env = "LUMENFALL_API_KEY" if self.get("provider") == "lumenfall" else "OPENAI_API_KEY"
+            env = self.get("api_key_env") or default_env
             failed.append((key, base.ValidationError(unknown_option_message(key, known, env))))
         return failed, warnings
 

@@ -7,6 +7,7 @@ an index page, a lightbox link or a minified page all end up pointing at the rea
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .locktier import LockTier
 
 PROGRESS_EVERY = 4.0  # seconds between "waiting for images" lines of a build
+_FRONT_KEY = re.compile(r"^imagegen\s*:")
 REF_SCHEME = "imagegen-ref:"
 REF_RE = re.compile(REF_SCHEME + r"([0-9a-f]{32})\.(?:png|webp|jpg)")
 
@@ -128,6 +130,12 @@ class Directives:
         front = page.meta.get("title")  # front matter wins over the first heading
         title = front.strip() if isinstance(front, str) and front.strip() else title
         info = page.info(title)
+        pointer = None
+        if page.defaults_error:
+            # One message at the front matter, listing its problems; the page's directives only
+            # point at it (a default such as `size` may be wrong: nothing is generated).
+            pointer = f"not generated until the page's front matter is fixed ({self._front_matter(page)})"
+            info = dataclasses.replace(info, defaults_error=pointer)
         locator = Locator(page.source, page.body_offset, self._snippets(md))
         answers = []
         for found in items:
@@ -145,8 +153,8 @@ class Directives:
                 note=place.note,
             )
             occurrence = resolve(raw, info, self.settings)
-            self._record(occurrence)
-            answers.append(self._answer(found, occurrence))
+            self._record(occurrence, quiet=pointer is not None and occurrence.error == pointer)
+            answers.append(self._answer(md, found, occurrence))
         return answers
 
     def _snippets(self, md: Markdown) -> Snippets | None:
@@ -154,20 +162,31 @@ class Directives:
             return None
         return Snippets(md.preprocessors["snippet"], self.config_dir)
 
-    def _record(self, occurrence: Occurrence) -> None:
+    def _front_matter(self, page: PageContext) -> str:
+        """Report the page's front matter problem once, at its `imagegen:` line; say where it is."""
+        head = page.source.split("\n")[: page.body_offset]
+        line = next((n for n, text in enumerate(head, 1) if _FRONT_KEY.match(text)), 1)
+        raw = RawDirective(kind="block", line=line, body="", error=page.defaults_error)
+        occurrence = Occurrence(
+            page=page.file.src_uri, line=line, raw=raw, spec=None, error=page.defaults_error
+        )
+        self._record(occurrence)
+        return occurrence.where
+
+    def _record(self, occurrence: Occurrence, *, quiet: bool = False) -> None:
         mark = (occurrence.page, occurrence.line, occurrence.raw.kind, occurrence.raw.body)
         if mark in self._seen:  # the same directive again: a blog excerpt, say
             return
         self._seen.add(mark)
         self.occurrences.append(occurrence)
         if occurrence.spec is None:
-            if self.images is not None:
+            if self.images is not None and not quiet:
                 self.images.errors += 1
                 log.warning(f"{occurrence.where}: {occurrence.error}")
         elif self.images is not None:
             self.images.submit(occurrence)
 
-    def _answer(self, found: Found, occurrence: Occurrence) -> Rendered:
+    def _answer(self, md: Markdown, found: Found, occurrence: Occurrence) -> Rendered:
         spec = occurrence.spec
         if spec is None:
             return _error(found, occurrence.error or "invalid directive", occurrence.where)
@@ -185,10 +204,15 @@ class Directives:
             alt=occurrence.alt,
             width=width,
             height=height,
-            caption=occurrence.caption,
+            caption=render.caption_html(occurrence.caption, _relpath(md)) if occurrence.caption else None,
             attrs=occurrence.attrs,
         )
         return Rendered(html=html)
+
+
+def _relpath(md: Markdown) -> Any:
+    """MkDocs's link rewriter of the page being rendered, if any."""
+    return md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None  # noqa: SIM401
 
 
 def _error(found: Found, message: str, where: str) -> Rendered:

@@ -169,8 +169,27 @@ def superfences_format(
         from pymdownx.superfences import fence_code_format
 
         return str(fence_code_format(source, language, class_name, options, md, **kwargs))
-    found = Found("block", source, _first_line(source), options=dict(kwargs.get("attrs") or {}))
+    attrs = _attr_list(kwargs.get("classes") or [], kwargs.get("id_value") or "", kwargs.get("attrs") or {})
+    found = Found("block", source, _first_line(source), attrs=attrs, options=dict(kwargs.get("attrs") or {}))
     return block_placeholder(conversion, found)
+
+
+def _attr_list(classes: list[str], id_value: str, attrs: dict[str, str]) -> str | None:
+    """The fence's attribute list (`imagegen { .center #lamp width="300" }`) written back as one."""
+    parts = [f".{c}" for c in classes if c and c != FENCE_NAME]
+    if id_value:
+        parts.append(f"#{id_value}")
+    for name, value in attrs.items():
+        quote = "'" if '"' in value else '"'
+        parts.append(f"{name}={quote}{value}{quote}")
+    return " ".join(parts) or None
+
+
+_FENCE_WITH_ATTRS = re.compile(
+    rf"(?P<fence>^(?:~{{3,}}|`{{3,}}))[ ]*\.?{FENCE_NAME}[ ]*\{{(?P<attrs>[^\n}}]*)\}}[ ]*\n"
+    r"(?P<code>.*?)(?<=\n)(?P=fence)[ ]*$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 class _FencedCode(Preprocessor):
@@ -187,20 +206,29 @@ class _FencedCode(Preprocessor):
         text = "\n".join(lines)
         if FENCE_NAME not in text:
             return lines
+        # `imagegen { .center }`: fenced_code reads no attribute list after a language, so these
+        # are taken first (superfences reads them itself).
+        text, n = _FENCE_WITH_ATTRS.subn(self._with_attrs, text)
         pieces, pos = [], 0
         for m in self.pattern.finditer(text):
             lang = m.group("lang") or ""
             attrs = m.group("attrs") or ""
             if lang != FENCE_NAME and not re.match(rf"\s*\.?{FENCE_NAME}(\s|$)", attrs):
                 continue
-            found = Found("block", m.group("code"), _first_line(m.group("code")))
+            # `{ .imagegen .center #lamp }`: the rest of the attribute list is the image's.
+            rest = re.sub(rf"^\s*\.?{FENCE_NAME}(\s|$)", " ", attrs).strip() or None
+            found = Found("block", m.group("code"), _first_line(m.group("code")), attrs=rest)
             marker = self.md.htmlStash.store(block_placeholder(self.conversion, found))
             pieces += [text[pos : m.start()], f"\n{marker}\n"]
             pos = m.end()
         if not pieces:
-            return lines
+            return text.split("\n") if n else lines
         pieces.append(text[pos:])
         return "".join(pieces).split("\n")
+
+    def _with_attrs(self, m: re.Match[str]) -> str:
+        found = Found("block", m.group("code"), _first_line(m.group("code")), attrs=m.group("attrs").strip())
+        return f"\n{self.md.htmlStash.store(block_placeholder(self.conversion, found))}\n"
 
 
 def _unescape(text: str) -> str:
@@ -240,7 +268,7 @@ class _Inline(LinkInlineProcessor):
         start = index + len(_MARK)
         close = _close_paren(data, start)
         if close == -1:
-            return None, None, None
+            return self._unbalanced(m, data, start)
         end = close + 1
         attrs = None
         am = _ATTRS.match(data, end)
@@ -261,6 +289,24 @@ class _Inline(LinkInlineProcessor):
                 attrs=attrs,
                 element=element,
                 needles=tuple(needles),
+            )
+        )
+        return element, m.start(0), end
+
+    def _unbalanced(self, m: re.Match[str], data: str, start: int) -> tuple[etree.Element, int, int]:
+        """`![x](imagegen:a cat (tabby on a mat)`: a warning with page and line, not text."""
+        line_end = data.find("\n", start)
+        end = len(data) if line_end == -1 else line_end
+        element = etree.Element("img")
+        needle = _MARK + _PLAIN_RUN.match(data, start).group()[:40]  # type: ignore[union-attr]
+        self.conversion.found.append(
+            Found(
+                "inline",
+                "",
+                needle,
+                error="the inline imagegen directive never closes: its '(' has no matching ')'; "
+                "balance the parentheses in the prompt, or escape one as \\(",
+                element=element,
             )
         )
         return element, m.start(0), end

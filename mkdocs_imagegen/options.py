@@ -18,6 +18,7 @@ MODERATIONS = ("auto", "low")
 MAX_PROMPT_CHARS = 32_000
 MIN_SIDE, MAX_SIDE = 16, 4096
 
+_ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
 
@@ -101,6 +102,31 @@ def check_compression(value: Any) -> int:
     return value
 
 
+def check_display_side(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+            raise OptionError(
+                f"{name} is the displayed {name} in pixels, a whole number such as 300, not {value!r}"
+            )
+        return value
+
+    return check
+
+
+def check_attrs(value: Any) -> dict[str, str]:
+    """Extra HTML attributes for the image: names as attr_list accepts them, plain values."""
+    if not isinstance(value, dict):
+        raise OptionError(f"attrs must be a mapping such as {{loading: eager}}, not {type(value).__name__}")
+    out: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not _ATTR_NAME.match(name) or name.lower().startswith("on"):
+            raise OptionError(f"attrs: {name!r} is not an attribute name this plugin writes")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise OptionError(f"attrs: {name} must be text or a number, not {type(item).__name__}")
+        out[name] = str(item)
+    return out
+
+
 def check_model(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OptionError(f"model must be a model name such as gpt-image-1-mini, not {value!r}")
@@ -142,6 +168,13 @@ DIRECTIVE_ONLY: dict[str, Callable[[Any], Any]] = {
     "mask": check_text("mask"),
     # How closely an edit keeps the source's features (faces, logos); edits only, some models only.
     "input_fidelity": _choice("input_fidelity", ("high", "low")),
+    # How the image is shown (not part of the key): the fenced block's counterpart of an inline
+    # image's attribute list. A display width alone lets the height follow the aspect ratio.
+    "width": check_display_side("width"),
+    "height": check_display_side("height"),
+    "class": check_text("class"),
+    "id": check_text("id"),
+    "attrs": check_attrs,
 }
 
 DIRECTIVE_KEYS: dict[str, Callable[[Any], Any]] = {**DIRECTIVE_ONLY, **DEFAULTABLE}
@@ -155,17 +188,32 @@ def unknown_key_message(key: Any, known: dict[str, Any]) -> str:
 
 
 def check_mapping(values: dict[Any, Any], known: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
-    """Validate every key and value of a mapping; raise on the first problem."""
+    """Validate every key and value of a mapping; raise naming every problem at once."""
+    out, problems = checked_mapping(values, known)
+    if problems:
+        raise OptionError("; ".join(problems))
+    return out
+
+
+def checked_mapping(
+    values: dict[Any, Any], known: dict[str, Callable[[Any], Any]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The valid part of a mapping, and one message for each problem of the rest."""
     out: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in values.items():
         if key in SITE_ONLY:
-            raise OptionError(SITE_ONLY[key])
+            problems.append(SITE_ONLY[key])
+            continue
         if key not in known:
-            raise OptionError(unknown_key_message(key, known))
+            problems.append(unknown_key_message(key, known))
+            continue
         if value is None:
+            if key == "prompt":
+                problems.append("the prompt is empty: write what the image should show after 'prompt:'")
             continue
         try:
             out[key] = known[key](value)
         except OptionError as exc:
-            raise OptionError(str(exc)) from None
-    return out
+            problems.append(str(exc))
+    return out, problems

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import textwrap
+import urllib.parse
+import xml.etree.ElementTree as etree
 from functools import cache
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, Template, select_autoescape
+from markupsafe import Markup, escape
 
 
 @cache
@@ -85,3 +89,52 @@ def error_html(message: str, where: str) -> str:
     """A visible error image in place of a broken directive, so a plain build shows the problem."""
     src, alt, width, height = _error_image(message, where)
     return image_html(src=src, alt=alt, width=width, height=height, css_class="imagegen-error")
+
+
+_SAFE_SCHEMES = ("", "http", "https", "mailto")
+
+
+def _drop_unsafe_urls(root: etree.Element) -> None:
+    """A caption link or image whose URL could run script (javascript:, data:, ...) loses it."""
+    for el in root.iter():
+        for name in ("href", "src"):
+            value = el.get(name)
+            if value is not None and urllib.parse.urlsplit(value.strip()).scheme.lower() not in _SAFE_SCHEMES:
+                del el.attrib[name]
+
+
+@cache
+def _caption_markdown() -> Any:
+    """Markdown without raw HTML: `<b>` in a caption shows as text, never as markup."""
+    import markdown
+    from markdown.treeprocessors import Treeprocessor
+
+    class SafeUrls(Treeprocessor):
+        def run(self, root: etree.Element) -> None:
+            _drop_unsafe_urls(root)
+
+    md = markdown.Markdown(extensions=[])
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    md.treeprocessors.register(SafeUrls(md), "imagegen_safe_urls", 0)
+    return md
+
+
+def caption_html(text: str, relpath: Any = None) -> Markup:
+    """A caption's inline Markdown (links, emphasis, code) as HTML, with raw HTML escaped.
+
+    `relpath` is the page's own link rewriter (MkDocs's), so `[guide](guide.md)` points where the
+    page's own links do. Anything but one paragraph (a list, a heading) is shown as plain text.
+    """
+    md = _caption_markdown()
+    md.reset()
+    if relpath is not None:
+        md.treeprocessors.register(relpath, "relpath", 0.5)
+    try:
+        html = md.convert(text)
+    finally:
+        if relpath is not None:
+            md.treeprocessors.deregister("relpath")
+    if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
+        return Markup(html[3:-4])
+    return escape(text)

@@ -197,7 +197,10 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.YAMLError(f"YAML aliases are not allowed here (line {event.start_mark.line + 1})")
+            # Marked like any other YAML error, so the message names the page's line.
+            raise yaml.MarkedYAMLError(
+                problem="YAML aliases are not allowed here", problem_mark=event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -295,10 +298,10 @@ def page_defaults(meta: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if not isinstance(raw, dict):
         return {}, "front matter 'imagegen' must be a mapping of defaults, such as 'size: 1536x1024'"
-    try:
-        return options.check_mapping(raw, options.DEFAULTABLE), None
-    except OptionError as exc:
-        return {}, f"front matter 'imagegen': {exc}"
+    defaults, problems = options.checked_mapping(raw, options.DEFAULTABLE)
+    if problems:  # every problem at once: one message for the page, not one per directive
+        return {}, f"front matter 'imagegen': {'; '.join(problems)}"
+    return defaults, None
 
 
 def resolve(raw: RawDirective, page: PageInfo, settings: Settings) -> Occurrence:
@@ -324,7 +327,8 @@ def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[st
     try:
         data = load_yaml(raw.body) if raw.body.strip() else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Every kind of YAML error with a position names the page's line, not the block's.
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" (line {raw.line + 1 + mark.line})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise OptionError(f"the imagegen block is not valid YAML{where}: {problem}") from None
@@ -334,7 +338,25 @@ def _directive_values(raw: RawDirective) -> tuple[dict[str, Any], tuple[tuple[st
         raise OptionError("the imagegen block is empty: write at least 'prompt: <what the image shows>'")
     if not isinstance(data, dict):
         data = {"prompt": raw.body}
-    return options.check_mapping(data, options.DIRECTIVE_KEYS), ()
+    values = options.check_mapping(data, options.DIRECTIVE_KEYS)
+    return values, _block_attrs(raw.attrs, values)
+
+
+def _block_attrs(info: str | None, values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A fenced block's attributes: the fence's attribute list, then `attrs:`, `class:`, `id:`,
+    `width:` and `height:` (the later wins, classes add up)."""
+    merged = dict(parse_attrs(info))
+    classes = [merged.pop("class", "")]
+    extra = dict(values.get("attrs") or {})
+    classes.append(extra.pop("class", ""))
+    merged.update(extra)
+    classes.append(values.get("class", ""))
+    for name in ("id", "width", "height"):
+        if name in values:
+            merged[name] = str(values[name])
+    joined = " ".join(" ".join(classes).split())
+    head: tuple[tuple[str, str], ...] = (("class", joined),) if joined else ()
+    return head + tuple(merged.items())
 
 
 def _build(

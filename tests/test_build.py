@@ -289,7 +289,8 @@ def test_malformed_directive_warns_with_file_and_line(tmp_path: Path, case: str)
 def test_front_matter_error_names_the_page(tmp_path: Path) -> None:
     write_site(tmp_path, {"index.md": "---\nimagegen:\n  colour: red\n---\n# Home\n\n![a](imagegen:x)\n"})
     build = run_mkdocs(tmp_path)
-    assert "index.md:7: front matter 'imagegen': unknown key 'colour'" in build.output
+    # At the front matter's `imagegen:` line, where the mistake is, not at each directive.
+    assert "index.md:2: front matter 'imagegen': unknown key 'colour'" in build.output
 
 
 def test_prompt_template_sees_page_title_and_meta(tmp_path: Path) -> None:

@@ -97,8 +97,10 @@ def test_inline_balanced_parentheses_and_quoted_last_word() -> None:
     assert bodies('![x](imagegen:a sign saying "open")\n') == ['a sign saying "open"']
 
 
-def test_inline_unbalanced_parentheses_is_not_a_directive() -> None:
-    assert bodies("![x](imagegen:a cat (tabby on a mat)\n") == []
+def test_inline_unbalanced_parentheses_is_an_error_not_text() -> None:
+    ((found, _),), html = convert("![x](imagegen:a cat (tabby on a mat)\n")
+    assert found.body == "" and "never closes" in (found.error or "")
+    assert "tabby" not in html  # the directive's image took its place, not its text
 
 
 def test_inline_attr_list_is_read_with_attr_lists_own_parser() -> None:
@@ -121,7 +123,9 @@ def test_inline_attr_list_must_follow_directly() -> None:
 
 def test_inline_spans_lines_within_a_paragraph_but_never_a_blank_line() -> None:
     assert bodies("Text ![x](imagegen:a long\nprompt) after.\n") == ["a long\nprompt"]
-    assert bodies("Text ![x](imagegen:a long\n\nprompt) after.\n") == []
+    # Cut by a blank line, the first paragraph's directive never closes: an error, not a prompt.
+    ((found, _),), _ = convert("Text ![x](imagegen:a long\n\nprompt) after.\n")
+    assert found.body == "" and "never closes" in (found.error or "")
 
 
 def test_escaped_bang_links_and_escaped_brackets_are_not_directives() -> None:

@@ -404,7 +404,8 @@ def test_the_example_syntax_page_and_the_readme_list_every_directive_key() -> No
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Directive syntax", 1)[1].split("\n## ", 1)[0]
     for key in options.DIRECTIVE_KEYS:
-        assert f"| `{key}` |" in syntax, f"{key} missing from example-site/docs/syntax.md"
+        rows = [line.split("|")[1] for line in syntax.splitlines() if line.startswith("| `")]
+        assert any(f"`{key}`" in row for row in rows), f"{key} missing from example-site/docs/syntax.md"
         assert f"`{key}`" in table, f"{key} missing from the README's directive table"
 
 
@@ -416,3 +417,132 @@ def test_the_readme_answers_a_new_users_questions() -> None:
     assert "python -m http.server -d example-site/site" in readme  # not from disk
     tests = readme.split("### Run the tests", 1)[1].split("\n## ", 1)[0]
     assert "../shared/corpora" in tests and "skipped" in tests
+    five = readme.split("### Real images in five minutes", 1)[1].split("\n## ", 1)[0]
+    for needed in (
+        "platform.openai.com/api-keys",
+        "lumenfall.ai",
+        "export LUMENFALL_API_KEY=",
+        "export OPENAI_API_KEY=",
+    ):
+        assert needed in five, needed
+    assert (
+        "gpt-image-1-mini" in five and "gpt-image-2" in five and "mkdocs-imagegen generate --dry-run" in five
+    )
+    pr = readme.split("### When `check` fails on your pull request", 1)[1].split("\n## ", 1)[0]
+    assert "mkdocs-imagegen generate" in pr and "workflow_dispatch" in pr
+
+
+# -- directives ---------------------------------------------------------------------------------------
+
+SUPERFENCES = {"markdown_extensions": ["attr_list", "pymdownx.superfences"]}
+
+
+def img_tags(html: str) -> list[dict[str, str]]:
+    from html.parser import HTMLParser
+
+    found: list[dict[str, str]] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                found.append({k: v or "" for k, v in attrs})
+
+    Parser().feed(html)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fence", "config"),
+    [
+        ('```imagegen { .center #lamp data-x="1" }', SUPERFENCES),
+        ('``` { .imagegen .center #lamp data-x="1" }', {}),
+        ('```imagegen { .center #lamp data-x="1" }', {}),
+    ],
+    ids=["superfences", "fenced_code", "fenced_code-after-the-name"],
+)
+def test_a_fenced_block_sets_display_size_class_id_and_attributes(
+    tmp_path: Path, fence: str, config: dict[str, Any]
+) -> None:
+    block = (
+        f"{fence}\nprompt: a lamp\nsize: 1024x512\nwidth: 300\nclass: wide\nattrs:\n  loading: eager\n```\n"
+    )
+    write_site(tmp_path, {"index.md": "# Home\n\n" + block}, **config)
+    built = run_mkdocs(tmp_path, "--strict")
+    assert built.returncode == 0, built.output
+    (img,) = img_tags(built.page())
+    assert (img["width"], img["height"]) == ("300", "150")  # the height follows the aspect ratio
+    assert img["class"].split() == ["imagegen", "center", "wide"]
+    assert (img["id"], img["data-x"], img["loading"]) == ("lamp", "1", "eager")
+    # Display attributes are not part of the key: the same image as without them.
+    plain = "```imagegen\nprompt: a lamp\nsize: 1024x512\n```\n"
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\n" + plain)
+    (bare,) = img_tags(run_mkdocs(tmp_path).page())
+    assert bare["src"] == img["src"] and (bare["width"], bare["height"]) == ("1024", "512")
+
+
+def test_a_caption_is_inline_markdown_and_escapes_html(tmp_path: Path) -> None:
+    caption = (
+        "'The lamp, *lit*: see [the guide](guide.md), `a<b`, "
+        "<script>alert(1)</script> and [a trap](javascript:alert(2))'"
+    )
+    block = f"```imagegen\nprompt: a lamp\ncaption: {caption}\n```\n"
+    write_site(tmp_path, {"index.md": "# Home\n\n" + block, "guide.md": "# Guide\n"})
+    built = run_mkdocs(tmp_path, "--strict")
+    assert built.returncode == 0, built.output
+    figcaption = re.search(r"<figcaption>(.*?)</figcaption>", built.page(), re.S)
+    assert figcaption, built.page()
+    text = figcaption[1]
+    assert "The lamp, <em>lit</em>: see " in text
+    assert '<a href="guide/">the guide</a>' in text  # links resolve as the page's own do
+    assert "<code>a&lt;b</code>" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>alert" not in built.page()
+    assert "javascript:" not in text and "a trap" in text
+
+
+def test_yaml_errors_name_the_page_line(tmp_path: Path) -> None:
+    pages = {
+        "alias.md": "# A\n\n```imagegen\nprompt: &p a lamp\nalt: *p\n```\n",
+        "indent.md": "# B\n\nText.\n\n```imagegen\nprompt: a lamp\nsize: 1024x1024\n  alt: nope\n```\n",
+        "unclosed.md": "# C\n\n```imagegen\nprompt: [a lamp\n```\n",
+    }
+    write_site(tmp_path, pages)
+    built = run_mkdocs(tmp_path)
+    assert built.returncode == 0, built.output
+    out = built.output
+    assert "alias.md:3: the imagegen block is not valid YAML (line 5): YAML aliases are not allowed" in out, (
+        out
+    )
+    assert "indent.md:5: the imagegen block is not valid YAML (line 8): " in out, out
+    assert re.search(r"unclosed\.md:3: the imagegen block is not valid YAML \(line [45]\)", out), out
+
+
+def test_one_bad_front_matter_is_one_message_listing_every_problem(tmp_path: Path) -> None:
+    page = "---\ntitle: Lamps\nimagegen:\n  sise: 1536x1024\n  quality: best\n---\n\n# Lamps\n\n" + "".join(
+        f"![lamp {n}](imagegen:lamp {n})\n\n" for n in range(3)
+    )
+    write_site(tmp_path, {"index.md": page})
+    built = run_mkdocs(tmp_path)
+    warnings = [line for line in built.output.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, built.output
+    assert "index.md:3: front matter 'imagegen': unknown key 'sise'; did you mean 'size'?" in warnings[0]
+    assert "quality must be one of" in warnings[0]
+    assert list((tmp_path / "site").rglob("assets/imagegen/*.png")) == []  # nothing generated wrongly
+    status = imagegen(tmp_path, "check")
+    assert status.returncode == 1
+    assert "error    index.md:3: front matter 'imagegen': unknown key 'sise'" in status.stdout
+    assert "not generated until the page's front matter is fixed (index.md:3)" in status.stdout
+
+
+def test_an_empty_prompt_says_so(tmp_path: Path) -> None:
+    write_site(tmp_path, {"index.md": "# Home\n\n```imagegen\nprompt:\nsize: 1024x1024\n```\n"})
+    built = run_mkdocs(tmp_path)
+    assert "index.md:3: the prompt is empty" in built.output, built.output
+    assert "has no 'prompt'" not in built.output
+
+
+def test_an_unbalanced_inline_directive_warns_with_page_and_line(tmp_path: Path) -> None:
+    write_site(tmp_path, {"index.md": "# Home\n\nText.\n\n![x](imagegen:a cat (tabby on a mat)\n\nMore.\n"})
+    built = run_mkdocs(tmp_path)
+    assert "index.md:5: the inline imagegen directive never closes" in built.output, built.output
+    assert "imagegen:a cat" not in built.page()  # not shipped as text
+    assert run_mkdocs(tmp_path, "--strict").returncode == 1

@@ -276,7 +276,7 @@ def test_a_page_cannot_set_a_prompt_template(tmp_path: Path, where: str) -> None
     bomb = json.dumps(BOMBS["nested loops"])
     if where == "front matter":
         page = f"---\nimagegen:\n  prompt_template: {bomb}\n---\n# Home\n\n![a](imagegen:x)\n"
-        line = 7
+        line = 2  # the front matter's own line: one message for the page
     else:
         page = f"# Home\n\n```imagegen\nprompt: x\nprompt_template: {bomb}\n```\n"
         line = 3
