@@ -191,6 +191,8 @@ class Directives:
         if spec is None:
             return _error(found, occurrence.error or "invalid directive", occurrence.where)
         dims = spec.dimensions
+        if self.images is not None and spec.key in self.images.outdated:
+            dims = None  # a pinned image keeps its own size until `update` replaces it
         if dims is None and self.images is not None:  # size: auto, the image decides
             entry = self.images.entry(spec.key)
             dims = (entry.width, entry.height) if entry is not None else None

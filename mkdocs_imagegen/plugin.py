@@ -35,7 +35,7 @@ from .config import ImagegenConfig
 from .directives import REF_RE, Directives, Images
 from .extension import FENCE_NAME, Conversion, Found, ImagegenExtension, Rendered, superfences_format
 from .lifecycle import BuildNotes
-from .lock import LockError
+from .lock import EXTENSIONS, LockError
 from .logs import log
 from .runtime import cache_dir_for, frozen_from_env, lock_dir_for, open_lock, settings_for
 from .spec import Occurrence
@@ -220,7 +220,11 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         entry = self.images.entry(key)
         if entry is None:
             return None
-        uri = posixpath.join(self.config.output_dir, self.images.filenames[key])
+        name = self.images.filenames[key]
+        ext = EXTENSIONS.get(str(entry.meta.get("format")))
+        if ext is not None and not name.endswith(f".{ext}"):  # a pinned image of another format
+            name = f"{key}.{ext}"
+        uri = posixpath.join(self.config.output_dir, name)
         file = File.generated(config, uri, abs_src_path=entry.path, inclusion=InclusionLevel.INCLUDED)
         existing = files.get_file_from_path(uri)
         if existing is not None:

@@ -311,3 +311,48 @@ def test_generate_fills_the_lock_and_prune_empties_what_no_page_uses(
     assert all(
         r["state"] == "outdated" for r in json.loads(command(root, "status", "--json").stdout)["directives"]
     )
+
+
+def test_frozen_with_a_lock_fails_only_without_an_image_or_a_pin(
+    tmp_path: Path, fake_api: FakeImageAPI
+) -> None:
+    root = lock_site(tmp_path, fake_api)
+    assert build(root).returncode == 0
+    shutil.rmtree(root / ".cache")
+    set_plugin(root, model="gpt-image-1")
+    frozen = run_mkdocs(root, "--strict", env={"IMAGEGEN_FROZEN": "1"})
+    assert frozen.returncode == 0, frozen.output
+    assert "3 outdated" in frozen.output
+    (root / "docs" / "new.md").write_text("# New\n\n![n](imagegen:a brand new picture)\n")
+    frozen = run_mkdocs(root, env={"IMAGEGEN_FROZEN": "1"})
+    assert frozen.returncode != 0 and "new.md:3" in frozen.output
+
+
+def test_update_only_keeps_the_other_pins(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    root = lock_site(tmp_path, fake_api)
+    assert build(root).returncode == 0
+    set_plugin(root, model="gpt-image-1")
+    updated = command(root, "update", "--only", "guide.md")
+    assert updated.exit_code == 0, updated.output
+    # guide.md's two directives: the boat, and the lighthouse (also on index.md)
+    assert len(fake_api.generation_requests()) == 5
+    rows = json.loads(command(root, "status", "--json").stdout)["directives"]
+    assert {(r["page"], r["state"]) for r in rows} == {
+        ("guide.md", "cached"),
+        ("index.md", "cached"),
+        ("index.md", "outdated"),
+    }
+    harbour = next(r for r in rows if r["state"] == "outdated")
+    assert harbour["pinned"] in {line["key"] for line in manifest(root)}
+    assert (root / "docs-images" / f"{harbour['pinned']}.png").exists()
+
+
+def test_a_pin_of_another_format_and_size_keeps_its_own(tmp_path: Path, fake_api: FakeImageAPI) -> None:
+    root = lock_site(tmp_path, fake_api, pages={"index.md": "# Home\n\n![a](imagegen:a wide shot)\n"})
+    assert build(root).returncode == 0
+    set_plugin(root, format="webp", size="1536x1024")
+    result = build(root, "--strict")
+    assert result.returncode == 0 and "1 outdated" in result.output, result.output
+    (name,) = site_images(result)
+    assert name.endswith(".png")  # the pinned PNG is not published under a .webp name
+    assert 'height="1024"' in result.page() and 'width="1024"' in result.page()
