@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+WATCHER_SETTLE = 1.5
 LIVERELOAD = re.compile(r"livereload\((\d+), (\d+)\);")
 
 
@@ -74,6 +75,9 @@ class MkdocsServe:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.wait_for_log(r"Serving on http://127\.0\.0\.1", timeout=timeout)
+        # The server's file watcher takes its first look at the files just as it starts serving;
+        # a file saved before that look would go unseen. Its polls are 0.5 s apart.
+        time.sleep(WATCHER_SETTLE)
         return self
 
     def _read(self) -> None:
