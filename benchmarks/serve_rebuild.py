@@ -6,7 +6,7 @@
 
 Two real `mkdocs serve` processes run side by side on loopback: the plugin site with every image
 cached (serve_mode: background, one engine kept across rebuilds) and its plain twin (the same
-pages with Markdown images of the very same files, from benchmarks/run.py). Each round saves one
+pages with Markdown images of the very same files, benchmarks/experiments.py). Each round saves one
 page of each (a sentence of prose added, no directive touched) and reads the rebuild's own time
 from MkDocs's "Documentation built in X seconds" line; rounds alternate which side goes first.
 The figure is the median of the per-round ratios plugin / plain; the target is 1.10. The plugin's
@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+from experiments import Bench
+from harness import BenchmarkError, clean_env, machine, progress
+from sites import make_model
 
-import run  # noqa: E402  (the site model, the plain twin and the priming build)
-from serveharness import MkdocsServe  # noqa: E402
+from mkdocs_imagegen.testing.serve import MkdocsServe
+
+HERE = Path(__file__).resolve().parent
 
 TARGET = 1.10
 BUILT = re.compile(r"Documentation built in ([0-9.]+) seconds")
@@ -68,15 +69,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, root: Path) -> int:
-    bench = run.Bench(root, run.make_model(args.pages, args.directives))
-    run.progress(f"writing and priming the sites in {root}")
+    bench = Bench(root, make_model(args.pages, args.directives))
+    progress(f"writing and priming the sites in {root}")
     bench.setup()
     # The page saved on each round: one that shows images, so the plugin has work it must skip.
     page = next(p for p in bench.model.pages if p.directives).path
     samples: dict[str, list[float]] = {"plugin": [], "plain": []}
     with (
-        MkdocsServe(bench.site, env=run.clean_env()) as plugin,
-        MkdocsServe(bench.plain, env=run.clean_env()) as plain,
+        MkdocsServe(bench.site, env=clean_env()) as plugin,
+        MkdocsServe(bench.plain, env=clean_env()) as plain,
     ):
         servers = {
             "plugin": (plugin, bench.site / "docs" / page),
@@ -92,10 +93,10 @@ def measure(args: argparse.Namespace, root: Path) -> int:
                 if name == "plugin" and not re.search(
                     r"images? in use: \d+ from cache, 0 generated, 0 failed", log
                 ):
-                    raise run.BenchmarkError(f"a save that changes no directive generated something:\n{log}")
+                    raise BenchmarkError(f"a save that changes no directive generated something:\n{log}")
                 samples[name].append(seconds)
             last = {name: f"{times[-1]:.2f} s" for name, times in samples.items()}
-            run.progress(f"  rebuild {r + 1}/{args.repeat}: plugin {last['plugin']}, plain {last['plain']}")
+            progress(f"  rebuild {r + 1}/{args.repeat}: plugin {last['plugin']}, plain {last['plain']}")
         plugin.interrupt()
         plain.interrupt()
 
@@ -112,7 +113,7 @@ def measure(args: argparse.Namespace, root: Path) -> int:
         "plugin_seconds": samples["plugin"],
         "plain_seconds": samples["plain"],
         "ratios": [round(x, 4) for x in ratios],
-        "machine": run.machine(),
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,10 @@ from urllib.parse import urljoin
 
 import pytest
 from conftest import run_mkdocs, write_site
-from fakeapi import Behaviour, FakeImageAPI, colour_for, encode_image
-from serveharness import MkdocsServe
 
 from mkdocs_imagegen.cache import ImageCache
+from mkdocs_imagegen.testing import Behaviour, FakeImageAPI, colour_for, encode_image
+from mkdocs_imagegen.testing.serve import MkdocsServe
 
 KEY = "sk-test-serve-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 ENV = {"OPENAI_API_KEY": KEY}

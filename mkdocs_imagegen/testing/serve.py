@@ -1,4 +1,5 @@
-"""A real `mkdocs serve` in a subprocess, on a free loopback port, every wait bounded in time.
+"""A real `mkdocs serve` in a subprocess, on a free loopback port, every wait bounded in time:
+for this project's tests and benchmark, and for a site's own tests of its preview.
 
 Pages are fetched over HTTP as a browser would; `wait_for_reload` is what the live-reload script
 in every served page does (a long poll of `/livereload/<epoch>/<id>` that answers once the server
