@@ -275,3 +275,20 @@ def test_options_edited_while_serving_take_a_new_engine(tmp_path: Path) -> None:
         assert served_image(server, page)[1] == api_png("A lighthouse, drawn offline")
         assert len(api.generation_requests()) == 1
         server.interrupt()
+
+
+def test_an_image_made_while_serving_joins_the_lock(tmp_path: Path) -> None:
+    with FakeImageAPI(latency=2) as api:
+        site(tmp_path, api, prompt="A locked lighthouse", lock="docs-images")
+        with MkdocsServe(tmp_path, env=ENV) as server:
+            first = server.page()
+            assert state(imgs(first)[0]) == "pending"
+            server.wait_for_reload(first, timeout=60)
+            img, data = served_image(server, server.page())
+            server.interrupt()
+        key = img["src"].rsplit("/", 1)[-1].split(".")[0]
+        lock = tmp_path / "docs-images"
+        assert (lock / f"{key}.png").read_bytes() == data == api_png("A locked lighthouse")
+        manifest = (lock / "imagegen.lock").read_text(encoding="utf-8")
+        assert key in manifest and "index.md" in manifest
+        assert len(api.generation_requests()) == 1
