@@ -244,6 +244,8 @@ class ImagegenConfig(base.Config):
     # The image lock: real images committed beside the docs (a folder relative to mkdocs.yml).
     lock = c.Optional(c.Type(str))
     outdated = c.Choice(("keep", "regenerate"), default="keep")
+    # `mkdocs serve` only: generate in the background, wait as a build does, or never generate.
+    serve_mode = c.Choice(("background", "blocking", "placeholder"), default="background")
 
     def _validate(self) -> tuple[list[tuple[str, Exception]], list[tuple[str, str]]]:
         """An unknown option is an error naming the nearest known one, not a warning lost in the log.

@@ -14,11 +14,16 @@ The flow of one build:
 
 With `plan` set (the `mkdocs-imagegen` command), the same build generates nothing and only
 records the site's directives.
+
+Under `mkdocs serve` (serve_mode `background`, the default) nothing waits: one engine serves
+every rebuild, an image still on its way is shown as a placeholder, and when it is ready the
+plugin's reload trigger (see `serving`) makes the server rebuild and the browser reload.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any
@@ -38,6 +43,7 @@ from .lifecycle import BuildNotes
 from .lock import EXTENSIONS, LockError
 from .logs import log
 from .runtime import cache_dir_for, frozen_from_env, lock_dir_for, open_lock, settings_for
+from .serving import ServeSession
 from .spec import Occurrence
 
 if TYPE_CHECKING:
@@ -61,8 +67,31 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self._site_files: Files | None = None
         self.page_in_progress: str | None = None  # names the page a read error is about
         self._model_notes: BuildNotes | None = None
+        self._serving = False
+        self._dirty = False
+        self._session = ServeSession()
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def on_startup(self, *, command: str, dirty: bool) -> None:
+        self._serving = command == "serve"
+        self._dirty = dirty
+
+    @property
+    def mode(self) -> str:
+        """`build` (wait for every image), or the serve_mode of a `mkdocs serve` session."""
+        if not self._serving or self.plan is not None:
+            return "build"
+        # `serve --dirty` rebuilds only the pages that changed: a page showing a placeholder would
+        # never be rebuilt to show its image, so it waits for the image instead.
+        if self._dirty and self.config.serve_mode == "background":
+            return "blocking"
+        return self.config.serve_mode
+
+    @property
+    def lasting(self) -> bool:
+        """Whether one engine serves every rebuild of the session, and nothing waits for it."""
+        return self.mode in ("background", "placeholder")
+
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
             return None
@@ -86,10 +115,17 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
         if not self.config.enabled:
             return files
-        self._close()
         self._files = {}
         self._site_files = files
-        if self.plan is None:
+        # mkdocs.yml edited while serving (another provider, model, cache...): a new engine, so
+        # no image is ever made by the old options under the new options' key.
+        options = json.dumps([self.cache_dir, self.frozen, dict(self.config)], sort_keys=True, default=str)
+        if self.lasting and self.images is not None and options == self._session.opened_with:
+            # A save retries failed images; the rebuild that shows a finished image does not.
+            self.images.begin_round(retry_failed=self._session.after_save())
+        elif self.plan is None:
+            self._close()
+            self._session.opened_with = options
             try:
                 # Pinned: what MkDocs copies is the very file that was verified, whatever
                 # another process (generate --force, a second build) replaces meanwhile.
@@ -97,9 +133,18 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
                 lock = open_lock(self.config, self.lock_dir) if self.lock_dir else None
             except (CacheError, LockError) as exc:
                 raise PluginError(str(exc)) from None
-            self.images = Images(cache, self._open_engine, lock=lock, frozen=self.frozen)
+            self.images = Images(
+                cache,
+                self._open_engine,
+                lock=lock,
+                frozen=self.frozen,
+                blocking=not self.lasting,
+                generate=self.mode != "placeholder",
+            )
             if self._model_notes is None:  # once per process, also across serve's rebuilds
                 self._model_notes = BuildNotes(self.config, self.cache_dir)
+        else:
+            self._close()
         self.directives = Directives(self.settings, images=self.images, config_dir=config_dir(config))
         return files
 
@@ -119,7 +164,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
     def on_env(self, env: Any, *, config: MkDocsConfig, files: Files) -> Any:
         if self.images is None:
             return env
-        outcomes = self.images.wait()
+        outcomes = self.images.wait()  # while serving: only those known by now
         self._raise_for(list(outcomes.values()))
         for key in self.images.used():
             self._add_file(key, files, config)
@@ -134,7 +179,7 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             key = match.group(1)
             file = self._files.get(key) or self._late_file(key, config)
             if file is None:
-                return self._error_src(key)
+                return self._pending_src(key) or self._error_src(key)
             return file.url_relative_to(page.file)
 
         return REF_RE.sub(url, output)
@@ -165,11 +210,18 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             cost = f", estimated cost {pricing.format_cost(s.cost)}" if s.cost_known else ", cost unknown"
         used = len(images.used()) + images.errors
         seconds = s.seconds if s else 0.0
+        later = ""
+        if self.lasting:  # this rebuild's images only, not the whole session's
+            shown = [k for k in images.used() if k in images.cached]
+            pins = sum(1 for k in shown if k in images.outdated)
+            cached = len(shown) - pins + (s.cached if s else 0)
+            outdated = pins + (s.outdated if s else 0)
+            later = images.end_round()  # keys this rebuild did not use are dropped before they cost
         remote = f" ({s.remote} from the remote cache)" if s and s.remote else ""
         pinned = f", {outdated} outdated" if images.lock is not None else ""
         log.info(
             f"{used} image{'' if used == 1 else 's'} in use: {cached} from cache{remote}, "
-            f"{generated} generated{pinned}, {failed} failed{held_back}, in {seconds:.1f} s{cost}"
+            f"{generated} generated{pinned}, {failed} failed{held_back}{later}, in {seconds:.1f} s{cost}"
         )
         if outdated:
             log.info(
@@ -177,12 +229,20 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
                 "so the lock's pinned image is shown and nothing was generated. "
                 "Run `mkdocs-imagegen update --dry-run` to see them and their cost, then `update`"
             )
-        self._close()
+        if not self.lasting:
+            self._close()
+
+    def on_serve(self, server: Any, *, config: MkDocsConfig, builder: Any) -> Any:
+        if self.config.enabled and self.mode == "background":
+            self._session.watch(server)
+        return server
 
     def on_build_error(self, *, error: Exception) -> None:
-        self._close()
+        if not self.lasting:  # while serving, the next save rebuilds with the same engine
+            self._close()
 
     def on_shutdown(self) -> None:
+        self._session.close()
         self._close()
 
     def _close(self) -> None:
@@ -211,9 +271,26 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
 
         lock = self.images.lock if self.images is not None else None
         try:
-            return open_engine(self.config, self.cache_dir, frozen=self.frozen, lock=lock)
+            engine = open_engine(self.config, self.cache_dir, frozen=self.frozen, lock=lock)
         except CacheError as exc:
             raise PluginError(str(exc)) from None
+        if self.lasting:
+            engine.on_done = lambda o: self._session.image_ready(o.key, wanted=engine.wanted(o.key))
+            engine.begin_round(retry_failed=False)
+        return engine
+
+    def _pending_src(self, key: str) -> str | None:
+        """While serving: the stand-in for an image on its way (or, with serve_mode placeholder, not made)."""
+        if not self.lasting or self.images is None:
+            return None
+        occurrence = self.images.occurrence(key)
+        if occurrence is None or occurrence.spec is None or self.images.outcome(key) is not None:
+            return None
+        waiting = key not in self.images.missing
+        if waiting:
+            self._session.showed_pending(key)
+        width, height = occurrence.spec.dimensions or (1024, 1024)
+        return render.pending_src(prompt=occurrence.spec.prompt, width=width, height=height, waiting=waiting)
 
     def _add_file(self, key: str, files: Files, config: MkDocsConfig) -> File | None:
         assert self.images is not None

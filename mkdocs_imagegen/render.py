@@ -70,6 +70,23 @@ def image_html(
     return _image_template().render(src=src, alt=alt, caption=caption, attrs=final)
 
 
+def pending_src(*, prompt: str, width: int, height: int, waiting: bool = True) -> str:
+    """While serving: an image of the given size saying that the real one is on its way.
+
+    Inline SVG text, so a rebuild encodes no image for it and writes no file.
+    """
+    title = "Generating image…" if waiting else "Not generated while serving"
+    note = prompt if waiting else "serve_mode is placeholder; mkdocs build generates it"
+    size = max(12, min(32, width // 24, height // 6))
+    lines = textwrap.wrap(note, width=max(16, int(width / (size * 0.45))))[:3]
+    svg = (
+        environment()
+        .get_template("pending.svg")
+        .render(width=width, height=height, title=title, lines=lines, size=size)
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
 def _error_image(message: str, where: str) -> tuple[str, str, int, int]:
     lines = textwrap.wrap(f"{where}: {message}", width=70)[:8]
     width, height = 720, 96 + 26 * len(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,10 @@ class Asker:
         retry: RetryPolicy,
         brake: Brake,
         log: logging.LoggerAdapter[Any] | logging.Logger,
+        keep: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self.provider = provider
+        self.keep = keep  # raises `Dropped` for a job no page uses any more
         self.requests = asyncio.Semaphore(concurrency)  # requests in flight, site-wide
         self.guard = guard
         self.retry = retry
@@ -66,6 +69,9 @@ class Asker:
                     # that the key is refused, or failed a build that must stop.
                     if self.brake.engaged:
                         raise Stopped()
+                    # The last moment before money is spent: a key that every page stopped using
+                    # while this job waited (a burst of edits while serving) is dropped.
+                    self.keep(job)
                     # Reserved when the request is about to leave, once per job whatever the retries.
                     if self.provider.paid and not reserved:
                         refused = self.guard.reserve(self.provider.estimate_cost(job.spec))

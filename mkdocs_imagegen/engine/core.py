@@ -15,20 +15,22 @@ With a lock folder, it is the first tier, and a key that no tier holds but whose
 intent has an image in the lock is `outdated`: the pinned image is shown and nothing is asked
 (before scheduling with `outdated: keep`; otherwise only when nothing can be generated).
 
-Room left for what comes next, without building it: the engine lives as long as its owner keeps
-it (a `mkdocs serve` session can submit in the background and read futures when they are done);
-a job that depends on another image (a dark variant made from the light one's digest) is
-submitted from the first job's future's done-callback, its spec carrying the digest in `inputs`;
-a stale key can be dropped before it costs anything by a check at the top of `_produce`.
+While serving, one engine serves every rebuild (`begin_round`/`end_round`): finished keys are
+answered again without a lookup, a key under way is never asked for twice, and a key no page
+uses any more is dropped before its request (at the top of `_produce`, and again just before
+the request leaves, in `ask`); `on_done` hears of each image finished late. Room is left for a
+job that depends on another image (a dark variant made from the light one's digest): submitted
+from the first job's future's done-callback, its spec carrying the digest in `inputs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import imaging
@@ -41,7 +43,7 @@ from ..spec import ImageSpec, Occurrence
 from .ask import Asker, Brake, Refused, Stopped
 from .fallback import Fallback, Renderer
 from .finish import finish
-from .jobs import Job, JobBoard, Outcome, Stats
+from .jobs import Dropped, Job, JobBoard, Outcome, Stats
 from .loop import WorkerPool
 from .retry import RetryPolicy
 from .spending import SpendingGuard
@@ -116,6 +118,8 @@ class Engine:
             log=self.log,
         )
         self._board = JobBoard()
+        self.asker.keep = self._board.drop_if_unwanted
+        self.on_done: Callable[[Outcome], None] | None = None  # called from the engine thread
         self._pool = WorkerPool(self._run, self._abandon, concurrency=concurrency)
         self._lock = threading.Lock()
 
@@ -123,10 +127,15 @@ class Engine:
     def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
         """Ask for the image of an occurrence; the same key is only ever one job."""
         job, new = self._board.add(occurrence, force=force)
-        if not new:
+        if new is False:
             return job.future
         with self._lock:
             self.stats.in_use += 1
+            if new is None:  # an earlier rebuild's job: count it in this one's summary
+                if job.future.done():
+                    status = job.future.result().status
+                    self.stats.count("cached" if status == "generated" else status)
+                return job.future
         try:
             entry = None if force else self.tiers.lookup(job.key)
         except Exception as exc:
@@ -149,6 +158,32 @@ class Engine:
 
     def outcome(self, key: str, timeout: float | None = None) -> Outcome:
         return self._board.get(key).future.result(timeout)
+
+    def peek(self, key: str) -> Outcome | None:
+        """The outcome of `key` if it is known by now; None while it is being made."""
+        job = self._board.peek(key)
+        return job.future.result() if job is not None and job.future.done() else None
+
+    # -- rounds: one engine for every rebuild of `mkdocs serve` --------------------------------
+    def begin_round(self, *, retry_failed: bool) -> None:
+        """A rebuild starts: fresh counts; with `retry_failed` (a save), failed keys are tried again."""
+        self._board.begin_round(retry=("failed", "fallback") if retry_failed else ())
+        with self._lock:
+            self.stats = Stats()
+        self.guard.refused.clear()
+        if retry_failed:
+            self.brake.halted = False
+
+    def end_round(self) -> None:
+        """A rebuild has rendered every page: keys it did not use are dropped when their turn comes."""
+        self._board.end_round()
+
+    def wanted(self, key: str) -> bool:
+        job = self._board.peek(key)
+        return job is not None and self._board.wanted(job)
+
+    def under_way(self) -> int:
+        return self._board.under_way()
 
     def wait(self) -> dict[str, Outcome]:
         jobs = self._board.all()
@@ -197,6 +232,8 @@ class Engine:
             outcome = await self._produce(job)
         except CacheError as exc:
             outcome = self._fatal(job, exc)
+        except Dropped:
+            outcome = Outcome(job.key, "dropped")
         except asyncio.CancelledError:
             self._abandon(job)
             raise
@@ -207,6 +244,7 @@ class Engine:
     async def _produce(self, job: Job) -> Outcome:
         if self.brake.halted:
             return self.fallback.untried(job)
+        self._board.drop_if_unwanted(job)
         claim, entry = await self.tiers.claim(job.key, force=job.force)
         try:
             if entry is not None:
@@ -287,9 +325,14 @@ class Engine:
     # -- bookkeeping ---------------------------------------------------------------------------
     def _finish(self, job: Job, outcome: Outcome) -> None:
         with self._lock:
-            self.stats.count(outcome.status)
+            # A job that ends after its rebuild counts in the rebuild that shows it, not here.
+            if job.round == self._board.round:
+                self.stats.count(outcome.status)
         if not job.future.done():
             job.future.set_result(outcome)
+            if self.on_done is not None and outcome.status != "dropped":
+                with contextlib.suppress(Exception):  # a listener never breaks the engine
+                    self.on_done(outcome)
 
     def _abandon(self, job: Job) -> None:
         self._finish(job, Outcome(job.key, "failed"))

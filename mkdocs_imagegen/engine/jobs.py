@@ -1,4 +1,9 @@
-"""Jobs and outcomes: one job per key, whatever the number of directives that use it."""
+"""Jobs and outcomes: one job per key, whatever the number of directives that use it.
+
+While serving, one board outlives every rebuild. Each rebuild is a round: a job remembers the
+last round whose pages used its key, and a key that the last finished round did not use is no
+longer wanted (a prompt edited again before its image came): it is dropped when its turn comes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,11 @@ from ..cache import Entry
 from ..providers import GenerationRequest
 from ..spec import ImageSpec, Occurrence, where
 
-Status = Literal["cached", "generated", "fallback", "failed", "outdated"]
+Status = Literal["cached", "generated", "fallback", "failed", "outdated", "dropped"]
+
+
+class Dropped(Exception):
+    """A job whose key no page uses any more: given up before it costs anything."""
 
 
 @dataclass
@@ -31,6 +40,7 @@ class Job:
     occurrences: list[Occurrence]
     future: concurrent.futures.Future[Outcome] = field(default_factory=concurrent.futures.Future)
     force: bool = False  # regenerate even when a tier holds the image
+    round: int = 0  # the last rebuild (while serving) whose pages use this key
 
     @property
     def key(self) -> str:
@@ -57,21 +67,65 @@ class JobBoard:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.round = 0  # the rebuild under way (0: a build, which has no rounds)
+        self._settled = 0  # the last rebuild that rendered every page
 
-    def add(self, occurrence: Occurrence, *, force: bool = False) -> tuple[Job, bool]:
-        """The job for the occurrence's key, and whether it is new (else the occurrence joins it)."""
+    def add(self, occurrence: Occurrence, *, force: bool = False) -> tuple[Job, bool | None]:
+        """The job for the occurrence's key, and whether it is new.
+
+        False: the occurrence joins a job of this round; None: the first use of an earlier
+        round's job (done, or still under way) in this round, which serves it again as it is.
+        """
         spec = occurrence.spec
         assert spec is not None, "occurrences with errors are not submitted"
         with self._lock:
             job = self._jobs.get(spec.key)
             if job is not None:
-                job.occurrences.append(occurrence)
-                return job, False
-            job = self._jobs[spec.key] = Job(spec, [occurrence], force=force)
+                if job.round == self.round:
+                    job.occurrences.append(occurrence)
+                    return job, False
+                job.round, job.occurrences = self.round, [occurrence]
+                return job, None
+            job = self._jobs[spec.key] = Job(spec, [occurrence], force=force, round=self.round)
             return job, True
 
     def get(self, key: str) -> Job:
         return self._jobs[key]
+
+    def peek(self, key: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    # -- rounds (mkdocs serve) -----------------------------------------------------------------
+    def begin_round(self, *, retry: tuple[Status, ...]) -> None:
+        """A rebuild starts; finished jobs with a status in `retry` are forgotten, to be asked again."""
+        with self._lock:
+            self.round += 1
+            for key, job in list(self._jobs.items()):
+                if job.future.done() and job.future.result().status in retry:
+                    del self._jobs[key]
+
+    def end_round(self) -> None:
+        """A rebuild has rendered every page: keys it did not use are no longer wanted."""
+        with self._lock:
+            self._settled = self.round
+
+    def wanted(self, job: Job) -> bool:
+        return job.round >= self._settled
+
+    def drop_if_unwanted(self, job: Job) -> None:
+        """Raise `Dropped` for a job no page uses any more (and forget it, so a later use starts afresh)."""
+        with self._lock:
+            if job.round >= self._settled:
+                return
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+        raise Dropped()
+
+    def under_way(self) -> int:
+        """Jobs of the current round not finished yet."""
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.round == self.round and not j.future.done())
 
     def all(self) -> list[Job]:
         with self._lock:
@@ -98,6 +152,8 @@ class Stats:
     last_done: float | None = None
 
     def count(self, status: Status) -> None:
+        if status == "dropped":
+            return
         if status == "cached":
             self.cached += 1
         elif status == "generated":

@@ -80,6 +80,12 @@ class WorkerPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Cancelling a task does not stop the worker thread it waited for (a claim being taken,
+        # an image being stored): let those end, and their clean-up callbacks run, before the
+        # cache closes.
+        await asyncio.get_running_loop().shutdown_default_executor()
+        for _ in range(3):
+            await asyncio.sleep(0)
         await last()
 
     def _start_workers(self) -> None:

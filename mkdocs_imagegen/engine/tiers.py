@@ -8,6 +8,7 @@ entries by key; a tier with a `fill` method also receives what a later tier had 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,7 +94,18 @@ class Tiers:
         """Wait for the claim on `key` (polling: the lock is another process's)."""
         deadline = time.monotonic() + CLAIM_TIMEOUT
         while True:
-            claimed = await asyncio.to_thread(self.try_claim, key, force=force)
+            # A plain executor future, not a task: closing the engine cancels every task.
+            attempt = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(self.try_claim, key, force=force)
+            )
+            try:
+                claimed = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # Cancelled (Ctrl-C, the engine closing) while the thread was taking the lock:
+                # the thread finishes anyway, so release what it took, or the lock stays held
+                # by this process and a later engine of the same `mkdocs serve` waits for it.
+                attempt.add_done_callback(_release_taken)
+                raise
             if claimed is not None:
                 return claimed
             if time.monotonic() > deadline:
@@ -102,3 +114,8 @@ class Tiers:
 
     def close(self) -> None:
         self.local.close()
+
+
+def _release_taken(attempt: asyncio.Future[tuple[Claim, Entry | None] | None]) -> None:
+    if not attempt.cancelled() and attempt.exception() is None and (taken := attempt.result()):
+        taken[0].release()

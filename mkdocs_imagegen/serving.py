@@ -1,0 +1,117 @@
+"""What `mkdocs serve` needs beyond a build: the reload trigger and the bookkeeping of a session.
+
+MkDocs's live-reload server rebuilds and reloads the browsers when a watched file changes, and
+offers plugins no other public way in. So the plugin watches a folder of its own (through
+`server.watch` in `on_serve`) and writes a file there when a background image is ready: the
+server rebuilds, the rebuild finds the image in the cache, and the browser reloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any
+
+SERVE_MODES = ("background", "blocking", "placeholder")
+# The server's file watcher polls every 0.5 s and takes its first look when the server starts,
+# after `on_serve`; a change made before that look would go unseen, so it is made again later.
+ARM_DELAY = 1.0
+ARM_TIMEOUT = 60.0
+
+
+class ReloadTrigger:
+    """A watched folder; `fire()` changes a file in it, which makes the server rebuild and reload."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="mkdocs-imagegen-reload-")
+        self._stamp = os.path.join(self.folder, "ready")
+        self._lock = threading.Lock()
+        self._armed = False  # the server's watcher has taken its first look at the folder
+        self._missed = False  # fired before that: fire again once armed
+        self._fired = False  # fired since the last rebuild started
+        self._closed = False
+        self._count = 0
+
+    def watch(self, server: Any) -> None:
+        """Register the folder with MkDocs's LiveReloadServer (from `on_serve`)."""
+        server.watch(self.folder, recursive=False)
+        observer = getattr(server, "observer", None)
+        thread = threading.Thread(target=self._arm, args=(observer,), name="imagegen-reload", daemon=True)
+        thread.start()
+
+    def _arm(self, observer: Any) -> None:
+        deadline = time.monotonic() + ARM_TIMEOUT
+        while observer is not None and not observer.is_alive() and time.monotonic() < deadline:
+            if self._closed:
+                return
+            time.sleep(0.05)
+        time.sleep(ARM_DELAY)
+        with self._lock:
+            self._armed = True
+            missed, self._missed = self._missed, False
+        if missed:
+            self.fire()
+
+    def fire(self) -> None:
+        """Ask for a rebuild and a reload; safe from any thread, a no-op once closed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._fired = True
+            if not self._armed:
+                self._missed = True
+                return
+            self._count += 1
+            count = self._count
+        # The folder went away: nothing to reload for.
+        with contextlib.suppress(OSError), open(self._stamp, "w", encoding="ascii") as fh:
+            fh.write(f"{count}\n")
+
+    def consume(self) -> bool:
+        """Whether the trigger fired since the last call: the rebuild starting now is (also) ours."""
+        with self._lock:
+            fired, self._fired = self._fired, False
+            return fired
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ServeSession:
+    """The plugin's side of one `mkdocs serve`: the trigger, and the images pages showed as pending."""
+
+    def __init__(self) -> None:
+        self.trigger: ReloadTrigger | None = None
+        self.opened_with: str | None = None  # the options the session's engine was opened with
+        self._shown: set[str] = set()
+
+    def watch(self, server: Any) -> None:
+        if self.trigger is None:
+            self.trigger = ReloadTrigger()
+            self.trigger.watch(server)
+
+    def after_save(self) -> bool:
+        """Whether the rebuild starting now is a save's, not only the one the trigger asked for."""
+        return self.trigger is None or not self.trigger.consume()
+
+    def showed_pending(self, key: str) -> None:
+        self._shown.add(key)
+
+    def image_ready(self, key: str, *, wanted: bool) -> None:
+        """An image finished (engine thread): reload if a page showed it as pending and still uses it."""
+        if key not in self._shown:
+            return
+        self._shown.discard(key)
+        if wanted and self.trigger is not None:
+            self.trigger.fire()
+
+    def close(self) -> None:
+        trigger, self.trigger = self.trigger, None
+        if trigger is not None:
+            trigger.close()
