@@ -464,7 +464,8 @@ def test_a_fenced_block_sets_display_size_class_id_and_attributes(
     tmp_path: Path, fence: str, config: dict[str, Any]
 ) -> None:
     block = (
-        f"{fence}\nprompt: a lamp\nsize: 1024x512\nwidth: 300\nclass: wide\nattrs:\n  loading: eager\n```\n"
+        f"{fence}\nprompt: a lamp\nalt: A lamp\nsize: 1024x512\nwidth: 300\nclass: wide\n"
+        "attrs:\n  loading: eager\n```\n"
     )
     write_site(tmp_path, {"index.md": "# Home\n\n" + block}, **config)
     built = run_mkdocs(tmp_path, "--strict")
@@ -485,7 +486,7 @@ def test_a_caption_is_inline_markdown_and_escapes_html(tmp_path: Path) -> None:
         "'The lamp, *lit*: see [the guide](guide.md), `a<b`, "
         "<script>alert(1)</script> and [a trap](javascript:alert(2))'"
     )
-    block = f"```imagegen\nprompt: a lamp\ncaption: {caption}\n```\n"
+    block = f"```imagegen\nprompt: a lamp\nalt: A lamp\ncaption: {caption}\n```\n"
     write_site(tmp_path, {"index.md": "# Home\n\n" + block, "guide.md": "# Guide\n"})
     built = run_mkdocs(tmp_path, "--strict")
     assert built.returncode == 0, built.output

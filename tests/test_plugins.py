@@ -237,7 +237,7 @@ def test_snippets_include_directives_and_errors_name_the_snippet(tmp_path: Path)
         {
             "docs/index.md": '# Home\n\nIntro.\n\n--8<-- "parts/boat.md"\n\nAfter.\n',
             "docs/other.md": '# Other\n\n--8<-- "parts/broken.md"\n',
-            "parts/boat.md": "A boat: ![boat](imagegen:a boat)\n\n```imagegen\nprompt: a sail\n```\n",
+            "parts/boat.md": "A boat: ![boat](imagegen:a boat)\n\n```imagegen\nprompt: a sail\nalt: A sail\n```\n",
             "parts/broken.md": "Text.\n\n```imagegen\nprompt: x\nsizee: 10x10\n```\n",
         },
     )
@@ -252,7 +252,7 @@ def test_snippets_include_directives_and_errors_name_the_snippet(tmp_path: Path)
     write_pages(tmp_path, {"parts/broken.md": "Text.\n"})
     build = run_mkdocs(tmp_path, "--strict", "-d", "fixed")
     found = check_site(build, images=2, generated=0)
-    assert sorted(i["alt"] for i in found["index.html"]) == ["a sail", "boat"]
+    assert sorted(i["alt"] for i in found["index.html"]) == ["A sail", "boat"]
 
 
 def test_md_in_html_renders_directives_raw_html_keeps_them_as_text(tmp_path: Path) -> None:
