@@ -184,6 +184,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
 
         return REF_RE.sub(url, output)
 
+    # Last: other plugins' on_post_build (material's optimize) still read the published image
+    # files, which this one releases when it closes the build's images.
+    @event_priority(-100)
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         self._warn_missing_alt()
         images = self.images
