@@ -501,13 +501,17 @@ def test_prune_keeps_what_drafts_use(tmp_path: Path, monkeypatch: pytest.MonkeyP
             "index.md": "# Home\n\n![a](imagegen:published)\n",
             "drafts/next.md": "# Next\n\n![b](imagegen:draft)\n",
         },
+        plugin={"serve_mode": "blocking"},  # background (the default) would race the assertion
         draft_docs="drafts/\n",
     )
     assert [r["prompt"] for r in status(tmp_path)["directives"]] == ["published"]  # as a build sees it
     monkeypatch.chdir(tmp_path)
     config = load_config(str(tmp_path / "mkdocs.yml"))
     config.plugins.on_startup(command="serve", dirty=False)
-    mkdocs_build(config, serve_url="http://127.0.0.1:8000/")  # what `mkdocs serve` does
+    try:
+        mkdocs_build(config, serve_url="http://127.0.0.1:8000/")  # what `mkdocs serve` does
+    finally:
+        config.plugins.on_shutdown()
     keys = cache_keys(tmp_path)
     assert len(keys) == 2
     result = run(tmp_path, "prune")
