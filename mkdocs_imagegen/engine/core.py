@@ -29,22 +29,21 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import imaging
-from ..cache import CacheError, Entry, ImageCache
+from ..cache import ImageCache
 from ..lock import LockError
 from ..locktier import LockTier
 from ..logs import log
-from ..providers import GeneratedImage, Provider, ProviderError
+from ..providers import Provider
 from ..spec import ImageSpec, Occurrence
-from .ask import Asker, Brake, Refused, Stopped
+from .ask import Asker, Brake
 from .fallback import Fallback, Renderer
-from .finish import finish
-from .jobs import Dropped, Job, JobBoard, Outcome, Stats
+from .jobs import Job, JobBoard, Outcome, Stats, Tally
 from .loop import WorkerPool
+from .produce import FROZEN as FROZEN
+from .produce import Producer
 from .retry import RetryPolicy
 from .spending import SpendingGuard
 from .tiers import Tier, Tiers
@@ -52,25 +51,10 @@ from .tiers import Tier, Tiers
 if TYPE_CHECKING:
     from ..remote import RemoteTier
 
-# API error codes after which no other request of the run could succeed (OpenAI's, Lumenfall's).
-STOP_CODES = frozenset(
-    {
-        "invalid_api_key",
-        "insufficient_quota",
-        "billing_hard_limit_reached",
-        "account_deactivated",
-        "AUTHENTICATION_FAILED",
-        "INSUFFICIENT_BALANCE",
-    }
-)
-
-FROZEN = (
-    "image not in the cache and frozen mode forbids generating it. Run `mkdocs-imagegen generate` "
-    "(with the API key) and keep the cache, or turn frozen off"
-)
-
 
 class Engine:
+    """De-duplicated submission, rounds and bookkeeping; `Producer` makes each image on the loop."""
+
     def __init__(
         self,
         cache: ImageCache,
@@ -94,20 +78,18 @@ class Engine:
         self.provider = provider
         self.frozen = frozen
         self.log = logger or log
-        self.stats = Stats()
         self.lock = lock
         self.owns_lock = owns_lock  # save the lock's manifest on close (else its owner does)
         self.tiers = Tiers(cache, tiers, remote, front=[lock] if lock is not None else [])
         self.guard = SpendingGuard(max_new_images, max_cost)
         self.brake = Brake()
-        self.asker = Asker(
-            provider,
-            concurrency=concurrency,
-            guard=self.guard,
-            retry=RetryPolicy(max_retries=max_retries, backoff=backoff),
-            brake=self.brake,
-            log=self.log,
+        self._board = JobBoard()
+        self._tally = Tally()
+        retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
+        self.asker = asker = Asker(
+            provider, concurrency=concurrency, guard=self.guard, retry=retry, brake=self.brake, log=self.log
         )
+        asker.keep = self._board.drop_if_unwanted
         self.fallback = Fallback(
             on_error=on_error,
             keep_going=keep_going,
@@ -117,11 +99,25 @@ class Engine:
             brake=self.brake,
             log=self.log,
         )
-        self._board = JobBoard()
-        self.asker.keep = self._board.drop_if_unwanted
+        self.producer = Producer(
+            provider=provider,
+            tiers=self.tiers,
+            lock=lock,
+            frozen=frozen,
+            brake=self.brake,
+            asker=asker,
+            guard=self.guard,
+            fallback=self.fallback,
+            tally=self._tally,
+            keep=self._board.drop_if_unwanted,
+        )
         self.on_done: Callable[[Outcome], None] | None = None  # called from the engine thread
         self._pool = WorkerPool(self._run, self._abandon, concurrency=concurrency)
-        self._lock = threading.Lock()
+
+    @property
+    def stats(self) -> Stats:
+        """This round's counts (a build is one round)."""
+        return self._tally.stats
 
     # -- the public side -----------------------------------------------------------------------
     def submit(self, occurrence: Occurrence, *, force: bool = False) -> concurrent.futures.Future[Outcome]:
@@ -129,32 +125,18 @@ class Engine:
         job, new = self._board.add(occurrence, force=force)
         if new is False:
             return job.future
-        with self._lock:
-            self.stats.in_use += 1
-            if new is None:  # an earlier rebuild's job: count it in this one's summary
-                if job.future.done():
-                    status = job.future.result().status
-                    self.stats.count("cached" if status == "generated" else status)
-                return job.future
-        try:
-            entry = None if force else self.tiers.lookup(job.key)
-        except Exception as exc:
-            entry = None
-            self._finish(job, self._fatal(job, CacheError(f"cannot read the image cache: {exc}")))
-        if entry is not None:
-            self._finish(job, Outcome(job.key, "cached", entry))
-        elif not job.future.done():
-            pinned = None if force or self.lock is None or not self.lock.keep_outdated else self._pin(job)
-            if pinned is not None:
-                self._finish(job, pinned)
-            else:
-                self._pool.schedule(job)
+        self._tally.update(lambda stats: setattr(stats, "in_use", stats.in_use + 1))
+        if new is None:  # an earlier rebuild's job: count it in this one's summary
+            if job.future.done():
+                status = job.future.result().status
+                self._tally.update(lambda stats: stats.count("cached" if status == "generated" else status))
+            return job.future
+        outcome = self.producer.first_look(job)
+        if outcome is not None:
+            self._finish(job, outcome)
+        else:
+            self._pool.schedule(job)
         return job.future
-
-    def _pin(self, job: Job) -> Outcome | None:
-        """The lock's image for the directive's intent: a re-key (model, template) that costs nothing."""
-        entry = self.lock.pin(job.key, job.occurrences[0]) if self.lock is not None else None
-        return None if entry is None else Outcome(job.key, "outdated", entry)
 
     def outcome(self, key: str, timeout: float | None = None) -> Outcome:
         return self._board.get(key).future.result(timeout)
@@ -168,8 +150,7 @@ class Engine:
     def begin_round(self, *, retry_failed: bool) -> None:
         """A rebuild starts: fresh counts; with `retry_failed` (a save), failed keys are tried again."""
         self._board.begin_round(retry=("failed", "fallback") if retry_failed else ())
-        with self._lock:
-            self.stats = Stats()
+        self._tally.reset()
         self.guard.refused.clear()
         if retry_failed:
             self.brake.halted = False
@@ -186,18 +167,14 @@ class Engine:
         return self._board.under_way()
 
     def wait(self) -> dict[str, Outcome]:
-        jobs = self._board.all()
-        concurrent.futures.wait([j.future for j in jobs])
-        return {j.key: j.future.result() for j in jobs}
+        return self._board.wait()
 
     def done_outcomes(self) -> list[Outcome]:
-        return [j.future.result() for j in self._board.all() if j.future.done()]
+        return self._board.done_outcomes()
 
     def specs_not_from_cache(self) -> tuple[list[ImageSpec], list[ImageSpec]]:
         """(every spec in use, those this build did not find in the cache): for the model notes."""
-        jobs = self._board.all()
-        fresh = [j.spec for j in jobs if not j.future.done() or j.future.result().status != "cached"]
-        return [j.spec for j in jobs], fresh
+        return self._board.specs_not_from_cache()
 
     def finish_report(self) -> None:
         """Say once what the spending guard held back, and how to lift it."""
@@ -229,105 +206,17 @@ class Engine:
     # -- one job, on the loop ------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
         try:
-            outcome = await self._produce(job)
-        except CacheError as exc:
-            outcome = self._fatal(job, exc)
-        except Dropped:
-            outcome = Outcome(job.key, "dropped")
+            outcome = await self.producer.run(job)
         except asyncio.CancelledError:
             self._abandon(job)
             raise
-        except Exception as exc:
-            outcome = self._fatal(job, RuntimeError(f"internal error: {type(exc).__name__}: {exc}"))
         self._finish(job, outcome)
-
-    async def _produce(self, job: Job) -> Outcome:
-        if self.brake.halted:
-            return self.fallback.untried(job)
-        self._board.drop_if_unwanted(job)
-        claim, entry = await self.tiers.claim(job.key, force=job.force)
-        try:
-            if entry is not None:
-                return Outcome(job.key, "cached", entry)
-            remote = self.tiers.remote
-            if remote is not None and not job.force:
-                entry = await asyncio.to_thread(remote.fetch, job.spec, self.tiers.local)
-                if entry is not None:
-                    return self._from_remote(job, entry)
-            reason = self.brake.disabled or self.provider.unavailable_reason()
-            if self.frozen or reason:
-                pinned = self._pin(job)  # nothing can be generated: a pin beats a failure
-                if pinned is not None:
-                    return pinned
-            if self.frozen:
-                return self._fatal(job, FROZEN)
-            if reason:
-                return await self.fallback.unavailable(job, reason)
-            if remote is None or job.force:
-                return await self._make(job)
-            return await self._make_shared(job, remote)
-        finally:
-            claim.release()
-
-    async def _make_shared(self, job: Job, remote: RemoteTier) -> Outcome:
-        """Generate a key once across runners: under the store's lease, or wait for its holder."""
-        lease = await asyncio.to_thread(remote.store.claim, job.key)
-        if lease is None and remote.store.writable and remote.store.available:
-            entry = await remote.wait(job.spec, self.tiers.local)
-            if entry is not None:
-                return self._from_remote(job, entry)
-            # The holder finished without an image, or its lease lapsed: try once more, then
-            # generate anyway (a lapsed runner may still upload; the first entry stays).
-            lease = await asyncio.to_thread(remote.store.claim, job.key)
-        try:
-            return await self._make(job)
-        finally:
-            if lease is not None:
-                await asyncio.to_thread(remote.store.release, lease)
-
-    def _from_remote(self, job: Job, entry: Entry) -> Outcome:
-        with self._lock:
-            self.stats.remote += 1
-        if self.lock is not None:
-            self.lock.fill(entry)  # a real image the site uses belongs in its lock too
-        return Outcome(job.key, "cached", entry)
-
-    async def _make(self, job: Job) -> Outcome:
-        try:
-            image = await self.asker.ask(job)
-            # What the provider says it charged (Lumenfall's metadata.cost), else the estimate.
-            cost = image.cost if image.cost is not None else self.provider.estimate_cost(job.spec)
-            entry = await asyncio.to_thread(self._store, job.spec, image, cost)
-        except Refused as exc:
-            return await self.fallback.placeholder(job, f"{exc} reached")
-        except Stopped:
-            if self.brake.disabled:
-                return await self.fallback.unavailable(job, self.brake.disabled)
-            return self.fallback.untried(job)
-        except ProviderError as exc:
-            if exc.status is not None and self.provider.paid:
-                # The API answered with an error: nothing was billed.
-                self.guard.refund(self.provider.estimate_cost(job.spec))
-            if exc.stop or exc.status in (401, 402) or exc.code in STOP_CODES:
-                self.brake.disabled = self.provider.scrub(exc.message)
-            return await self.fallback.failed(job, exc.message)
-        except imaging.ImageError as exc:
-            return await self.fallback.failed(job, f"the API's answer is not an acceptable image: {exc}")
-        with self._lock:
-            self.stats.spent(cost)
-        return Outcome(job.key, "generated", entry)
-
-    def _store(self, spec: ImageSpec, image: GeneratedImage, cost: float | None) -> Entry:
-        """Finish and store an answer: one trip to a worker thread."""
-        data, meta = finish(spec, image, cost=cost)
-        return self.tiers.store(spec.key, data, meta)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _finish(self, job: Job, outcome: Outcome) -> None:
-        with self._lock:
-            # A job that ends after its rebuild counts in the rebuild that shows it, not here.
-            if job.round == self._board.round:
-                self.stats.count(outcome.status)
+        # A job that ends after its rebuild counts in the rebuild that shows it, not here.
+        if job.round == self._board.round:
+            self._tally.update(lambda stats: stats.count(outcome.status))
         if not job.future.done():
             job.future.set_result(outcome)
             if self.on_done is not None and outcome.status != "dropped":
@@ -336,7 +225,3 @@ class Engine:
 
     def _abandon(self, job: Job) -> None:
         self._finish(job, Outcome(job.key, "failed"))
-
-    def _fatal(self, job: Job, problem: Exception | str) -> Outcome:
-        text = self.provider.scrub(f"{job.where}: {problem}")
-        return Outcome(job.key, "failed", error=text, fatal=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -134,6 +135,19 @@ class JobBoard:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def wait(self) -> dict[str, Outcome]:
+        jobs = self.all()
+        concurrent.futures.wait([j.future for j in jobs])
+        return {j.key: j.future.result() for j in jobs}
+
+    def done_outcomes(self) -> list[Outcome]:
+        return [j.future.result() for j in self.all() if j.future.done()]
+
+    def specs_not_from_cache(self) -> tuple[list[ImageSpec], list[ImageSpec]]:
+        jobs = self.all()
+        fresh = [j.spec for j in jobs if not j.future.done() or j.future.result().status != "cached"]
+        return [j.spec for j in jobs], fresh
+
 
 @dataclass
 class Stats:
@@ -176,3 +190,19 @@ class Stats:
     def seconds(self) -> float:
         """From the engine's start to its last finished image: the build's generation time."""
         return (self.last_done or self.started) - self.started
+
+
+class Tally:
+    """The current round's counts, shared by the loop, its worker threads and the caller."""
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+        self._lock = threading.Lock()
+
+    def update(self, change: Callable[[Stats], object]) -> None:
+        with self._lock:
+            change(self.stats)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.stats = Stats()

@@ -139,7 +139,8 @@ def test_on_error_fail_stops_spending_after_the_first_failure(make_engine: MakeE
 
 
 def test_a_rejected_key_asks_nothing_more(make_engine: MakeEngine, occ: Occ, messages: Messages) -> None:
-    provider = FakeProvider(ProviderError("the API rejected the key", status=401))
+    # The provider decides which answers end the run (the OpenAI one: a 401, an empty balance).
+    provider = FakeProvider(ProviderError("the API rejected the key", status=401, stop=True))
     engine = make_engine(provider, concurrency=1)
     for n in range(3):
         engine.submit(occ(f"image {n}"))
