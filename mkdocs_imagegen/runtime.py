@@ -19,6 +19,9 @@ from .providers import make_provider, provider_class
 from .spec import Settings
 
 if TYPE_CHECKING:  # a warm build imports neither the engine (asyncio) nor the renderer (Pillow)
+    from collections.abc import Callable
+
+    from .directives import Images
     from .engine import Engine
     from .remote import RemoteTier
 
@@ -80,6 +83,29 @@ def open_lock(plugin_config: ImagegenConfig, lock_dir: str, *, keep_outdated: bo
     if keep_outdated is None:
         keep_outdated = plugin_config.outdated == "keep"
     return LockTier(ImageLock(lock_dir), paid=is_paid(plugin_config), keep_outdated=keep_outdated)
+
+
+def open_images(
+    plugin_config: ImagegenConfig,
+    cache_dir: str,
+    lock_dir: str | None,
+    open_engine: Callable[[], Engine],
+    *,
+    frozen: bool,
+    blocking: bool,
+    generate: bool,
+) -> Images:
+    """A build's images: the cache and the lock opened, the engine left to open on first need."""
+    from .directives import Images
+
+    try:
+        # Pinned: what MkDocs copies is the very file that was verified, whatever
+        # another process (generate --force, a second build) replaces meanwhile.
+        cache = ImageCache(cache_dir, pin=True)
+        lock = open_lock(plugin_config, lock_dir) if lock_dir else None
+    except (CacheError, LockError) as exc:
+        raise PluginError(str(exc)) from None
+    return Images(cache, open_engine, lock=lock, frozen=frozen, blocking=blocking, generate=generate)
 
 
 def open_engine(

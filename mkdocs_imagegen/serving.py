@@ -14,7 +14,12 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from . import render
+
+if TYPE_CHECKING:
+    from .directives import Images
 
 SERVE_MODES = ("background", "blocking", "placeholder")
 # The server's file watcher polls every 0.5 s and takes its first look when the server starts,
@@ -90,6 +95,29 @@ class ServeSession:
         self.trigger: ReloadTrigger | None = None
         self.opened_with: str | None = None  # the options the session's engine was opened with
         self._shown: set[str] = set()
+        self.serving = False  # the command is `mkdocs serve`
+        self.dirty = False
+
+    def mode(self, serve_mode: str, *, planning: bool) -> str:
+        """`build` (wait for every image), or the serve_mode of a `mkdocs serve` session."""
+        if not self.serving or planning:
+            return "build"
+        # `serve --dirty` rebuilds only the pages that changed: a page showing a placeholder would
+        # never be rebuilt to show its image, so it waits for the image instead.
+        if self.dirty and serve_mode == "background":
+            return "blocking"
+        return serve_mode
+
+    def pending_src(self, images: Images, key: str) -> str | None:
+        """The stand-in for an image on its way (or, with serve_mode placeholder, not made)."""
+        occurrence = images.occurrence(key)
+        if occurrence is None or occurrence.spec is None or images.outcome(key) is not None:
+            return None
+        waiting = key not in images.missing
+        if waiting:
+            self.showed_pending(key)
+        width, height = occurrence.spec.dimensions or (1024, 1024)
+        return render.pending_src(prompt=occurrence.spec.prompt, width=width, height=height, waiting=waiting)
 
     def watch(self, server: Any) -> None:
         if self.trigger is None:
