@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .site import Image, Site, open_cache
 
+if TYPE_CHECKING:
+    from ..lifecycle import Note, Rekeyed
 
-def model_notes(site: Site, images: list[Image], *, ask_api: bool = True) -> tuple[list[Any], list[str], Any]:
+
+def model_notes(
+    site: Site, images: list[Image], *, ask_api: bool = True
+) -> tuple[list[Note], list[str], Rekeyed]:
     """Shutdown dates of the models in use, models not in the table, and what a model change re-keys."""
     from .. import lifecycle
 
@@ -24,7 +29,7 @@ def model_notes(site: Site, images: list[Image], *, ask_api: bool = True) -> tup
     return found, unknown, moved
 
 
-def echo_model_notes(found: list[Any], unknown: list[str], moved: Any) -> None:
+def echo_model_notes(found: list[Note], unknown: list[str], moved: Rekeyed) -> None:
     """The notes as lines after a listing: a warning for what will break, a note for the rest."""
     from .. import lifecycle
 

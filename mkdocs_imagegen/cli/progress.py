@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +14,11 @@ from .site import Image
 from .text import duration
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     from click._termui_impl import ProgressBar
+
+    from ..engine import Outcome
 
 
 def interactive() -> bool:
@@ -22,7 +26,7 @@ def interactive() -> bool:
     return sys.stdout.isatty()
 
 
-def progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
+def progress(futures: dict[concurrent.futures.Future[Outcome], Image]) -> Iterator[tuple[Outcome, Image]]:
     """Outcomes as they finish: a live line on a terminal, one plain line per image otherwise.
 
     Both tell done of total, failures so far, the cost so far and the time left, so a long run in
@@ -36,7 +40,7 @@ def progress(futures: dict[Any, Image]) -> Iterator[tuple[Any, Image]]:
     failures = 0
     cost: float | None = 0.0  # of the images reported so far, so every line adds up
 
-    def count(outcome: Any) -> None:
+    def count(outcome: Outcome) -> None:
         nonlocal failures, cost
         failures += outcome.status == "failed"
         if outcome.status == "generated" and cost is not None:
