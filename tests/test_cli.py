@@ -456,7 +456,7 @@ def test_max_new_images_leaves_the_rest_for_later(
 
 def test_progress_bar_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_site(tmp_path, {"index.md": "# Home\n\n![a](imagegen:one)\n\n![b](imagegen:two)\n"})
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr("mkdocs_imagegen.cli.progress.interactive", lambda: True)
     result = run(tmp_path, "generate")
     assert result.exit_code == 0, result.output
     assert "Generating images" in result.output and "[1/2]" not in result.output
