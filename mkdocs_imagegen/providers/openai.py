@@ -136,7 +136,7 @@ class OpenAIProvider(Provider):
         gone = self._gone.get(spec.model or "")
         if gone:  # an earlier answer said so: ask nothing more of this model
             raise ProviderError(gone, code="model_not_found", status=404)
-        body = request_body(request, extra_body=self.extra_body, provider=self.provider)
+        body = self._body(request)
         if request.source_path:
             response = await self._api.post("/images/edits", body, edit_files(request))
         else:
@@ -155,38 +155,26 @@ class OpenAIProvider(Provider):
             raise error
         return await read_image(response, spec, scrub=self.scrub, fetch=self._fetcher.fetch)
 
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        return request_body(request, extra_body=self.extra_body, provider=self.provider)
+
     # -- estimates and lifecycle ---------------------------------------------------------------
     async def dry_run_cost(self, request: GenerationRequest) -> float | None:
         """Lumenfall's own estimate (`?dryRun=true`, nothing generated or billed), or None."""
         if self.provider != "lumenfall" or not self.api_key or request.source_path:
             return None
         try:
-            response = await self._api.client.post(
-                f"{self.base_url}/images/generations",
-                params={"dryRun": "true"},
-                json=request_body(request, extra_body=self.extra_body, provider=self.provider),
-                headers=self._api.auth,
-            )
-            if response.status_code >= 400:
-                return None
-            return reported_cost(response.json())
-        except (httpx.HTTPError, ValueError):
+            body = self._body(request)
+        except ValueError:  # no estimate, as for any other failure
             return None
+        return reported_cost(await self._api.quote(body))
 
     async def shutdown_dates(self) -> dict[str, str] | None:
         """`GET /models`: model id -> shutdown_date where the API lists one; None on any failure."""
         if not self.api_key:
             return None
-        try:
-            response = await self._api.client.get(
-                f"{self.base_url}/models", headers=self._api.auth, timeout=min(self.timeout, 10.0)
-            )
-            if response.status_code >= 400 or len(response.content) > 4 * 1024 * 1024:
-                return None
-            data = response.json().get("data")
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return None
-        return shutdown_dates(data)
+        payload = await self._api.model_list()
+        return None if payload is None else shutdown_dates(payload.get("data"))
 
     async def aclose(self) -> None:
         await self._api.aclose()

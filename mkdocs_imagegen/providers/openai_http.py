@@ -96,6 +96,31 @@ class ImagesAPI:
         headers = [(k, v) for k, v in streamed.headers.items() if k.lower() not in dropped]
         return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=outgoing)
 
+    async def quote(self, body: dict[str, Any]) -> Any:
+        """Lumenfall's `?dryRun=true` answer (nothing generated or billed); None on any failure."""
+        try:
+            response = await self.client.post(
+                f"{self.base_url}/images/generations", params={"dryRun": "true"}, json=body, headers=self.auth
+            )
+            if response.status_code >= 400:
+                return None
+            return response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def model_list(self) -> dict[str, Any] | None:
+        """`GET /models`'s answer; None on any failure, an answer over 4 MiB or not a JSON object."""
+        try:
+            response = await self.client.get(
+                f"{self.base_url}/models", headers=self.auth, timeout=min(self.timeout, 10.0)
+            )
+            if response.status_code >= 400 or len(response.content) > 4 * 1024 * 1024:
+                return None
+            payload = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
     async def aclose(self) -> None:
         await self.client.aclose()
 
