@@ -18,6 +18,8 @@ MAX_LEASE_SECONDS = 24 * 3600  # a lease that claims a longer life is read as la
 
 @dataclass
 class Lease:
+    """A lease this runner holds, with the e-tag the store gave it."""
+
     key: str
     owner: str
     e_tag: str | None

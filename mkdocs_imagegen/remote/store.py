@@ -34,6 +34,8 @@ from .urls import RemoteConfigError, check_mode, check_url
 
 @dataclass(frozen=True)
 class RemoteEntry:
+    """An entry that passed every check: its image bytes and the metadata stored with them."""
+
     key: str
     data: bytes
     meta: dict[str, Any]
@@ -154,6 +156,7 @@ class RemoteStore:
         return True
 
     def delete(self, key: str) -> None:
+        """Remove an entry, its record first: no reader may find a record whose image is gone."""
         import obstore
 
         missing, _ = errors()
@@ -174,6 +177,7 @@ class RemoteStore:
         return self._leases.expiry(key)
 
     def release(self, lease: Lease) -> None:
+        """Hand a lease back early, so runners waiting on it need not sit out its expiry."""
         self._leases.release(lease)
 
 
