@@ -18,7 +18,7 @@ MODERATIONS = ("auto", "low")
 MAX_PROMPT_CHARS = 32_000
 MIN_SIDE, MAX_SIDE = 16, 4096
 
-_ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
+ATTR_NAME = re.compile(r"^[A-Za-z_:][-\w:.]*$")  # what attr_list accepts as an attribute name
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
 
@@ -119,7 +119,7 @@ def check_attrs(value: Any) -> dict[str, str]:
         raise OptionError(f"attrs must be a mapping such as {{loading: eager}}, not {type(value).__name__}")
     out: dict[str, str] = {}
     for name, item in value.items():
-        if not isinstance(name, str) or not _ATTR_NAME.match(name) or name.lower().startswith("on"):
+        if not isinstance(name, str) or not ATTR_NAME.match(name) or name.lower().startswith("on"):
             raise OptionError(f"attrs: {name!r} is not an attribute name this plugin writes")
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             raise OptionError(f"attrs: {name} must be text or a number, not {type(item).__name__}")
