@@ -17,10 +17,9 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from .imaging import MAX_PIXELS, MAX_SIDE, cover, encode, normalize_format
+from .wireframe_layout import Face, Font, fit_stack
 
 __all__ = ["render"]
-
-_Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 # Canvas values ("ink amount"); the palette maps them to colours.
 _BG = 0
@@ -37,7 +36,7 @@ _WEBP_METHOD = 0  # fastest WebP effort; the images are simple
 # --------------------------------------------------------------------------- fonts
 
 
-def _load_font(size: int) -> _Font:
+def _load_font(size: int) -> Font:
     """Pillow's bundled scalable font, or the bitmap font when Pillow lacks FreeType."""
     try:
         return ImageFont.load_default(size=size)
@@ -46,45 +45,10 @@ def _load_font(size: int) -> _Font:
         return loader() if loader is not None else ImageFont.load_default()
 
 
-class _Face:
-    """A font at one size plus a per-character advance cache.
-
-    FreeType's getlength() reloads every glyph on every call (~70 us for a line), and
-    wrapping measures many candidate lines; with Pillow's basic layout a string's width
-    is exactly the sum of its characters' advances, so those are cached instead.
-    """
-
-    __slots__ = ("_advance", "font", "scalable", "size", "space", "step")
-
-    def __init__(self, size: int) -> None:
-        self.font = _load_font(size)
-        self.scalable = isinstance(self.font, ImageFont.FreeTypeFont)
-        self.size = size if self.scalable else int(self.font.getbbox("Ay")[3])
-        if isinstance(self.font, ImageFont.FreeTypeFont):
-            ascent, descent = self.font.getmetrics()
-            self.step = round((ascent + descent) * 1.12)  # baseline-to-baseline with leading
-        else:
-            self.step = self.size + 3
-        self._advance: dict[str, float] = {}
-        # The font's space is ~0.2 em, which hinting squeezes to 2 px at small sizes
-        # ("rockycliff"); double it there so words stay apart.
-        self.space = "  " if self.length(" ") < 0.25 * self.size else " "
-
-    def length(self, text: str) -> float:
-        advance = self._advance
-        total = 0.0
-        for ch in text:
-            width = advance.get(ch)
-            if width is None:
-                width = advance[ch] = self.font.getlength(ch)
-            total += width
-        return total
-
-
 @lru_cache(maxsize=128)
-def _face(size: int) -> _Face:
+def _face(size: int) -> Face:
     """Cached per size: loading parses the embedded TTF each time."""
-    return _Face(size)
+    return Face(_load_font(size), size)
 
 
 # The bundled font has a reduced character set; fold common typography onto ASCII so a
@@ -131,109 +95,6 @@ def _clean(text: str) -> str:
     """Collapse whitespace and map characters onto what the font can draw."""
     text = " ".join(text.translate(_FOLD).split())
     return "".join(_fold_char(c) for c in text)
-
-
-# --------------------------------------------------------------------------- layout
-
-
-def _fit_prefix(text: str, face: _Face, max_width: float, suffix: str = "") -> str:
-    """The longest prefix of ``text`` that fits (with ``suffix``) in ``max_width`` (binary search)."""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if face.length(text[:mid] + suffix) <= max_width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo]
-
-
-def _wrap(text: str, face: _Face, max_width: float, max_lines: int) -> tuple[list[str], bool]:
-    """Greedy word wrap; words longer than a line are broken. Stops early at ``max_lines``.
-
-    Returns (lines, truncated). Stopping early keeps a 5,000-character prompt cheap.
-    """
-    if max_lines <= 0:
-        return [], bool(text)
-    lines: list[str] = []
-    current, current_w = "", 0.0
-    sep = face.space
-    space = face.length(sep)
-    words = text.split(" ")
-    for index, word in enumerate(words):
-        word_w = face.length(word)
-        if current and current_w + space + word_w <= max_width:
-            current, current_w = current + sep + word, current_w + space + word_w
-            continue
-        if not current and word_w <= max_width:
-            current, current_w = word, word_w
-            continue
-        if current:
-            lines.append(current)
-            if len(lines) == max_lines:
-                return lines, True
-        while word_w > max_width:  # a URL, a hash, a long compound...
-            head = _fit_prefix(word, face, max_width) or word[:1]
-            lines.append(head)
-            word = word[len(head) :]
-            word_w = face.length(word)
-            if len(lines) == max_lines:
-                return lines, bool(word) or index + 1 < len(words)
-        current, current_w = word, word_w
-    if current:
-        lines.append(current)
-    return lines, False
-
-
-def _ellipsize(line: str, face: _Face, max_width: float) -> str:
-    """End ``line`` with an ellipsis, dropping characters until it fits."""
-    mark = "\u2026" if face.scalable else "..."
-    if face.length(line + mark) <= max_width:
-        return line + mark
-    return _fit_prefix(line, face, max_width, mark).rstrip() + mark
-
-
-def _lines_fitting(text: str, face: _Face, max_width: float, max_lines: int) -> list[str]:
-    """Wrap and, if the text does not fit in ``max_lines``, truncate with an ellipsis."""
-    lines, truncated = _wrap(text, face, max_width, max_lines)
-    if truncated and lines:
-        lines[-1] = _ellipsize(lines[-1], face, max_width)
-    return lines
-
-
-class _Block:
-    """One run of wrapped lines in one face and canvas value."""
-
-    __slots__ = ("face", "lines", "value")
-
-    def __init__(self, face: _Face, lines: list[str], value: int) -> None:
-        self.face = face
-        self.lines = lines
-        self.value = value
-
-    @property
-    def height(self) -> int:
-        return self.face.step * len(self.lines)
-
-
-def _prompt_block(text: str, max_width: float, max_height: float, start: int, smallest: int) -> _Block | None:
-    """The prompt at the largest size (from ``start`` down) at which it fits, else truncated."""
-    size = start
-    while True:
-        face = _face(size)
-        max_lines = int(max_height // face.step)
-        last = size <= smallest or not face.scalable
-        # Cheap pre-check: skip sizes at which the text clearly cannot fit.
-        capacity = max_lines * max_width / (0.4 * size)
-        if last or len(text) <= capacity:
-            lines, truncated = _wrap(text, face, max_width, max_lines)
-            if not truncated or last:
-                if not lines:
-                    return None
-                if truncated:
-                    lines[-1] = _ellipsize(lines[-1], face, max_width)
-                return _Block(face, lines, _INK)
-        size = max(smallest, int(size * 0.86))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -293,14 +154,14 @@ def _draw_frame(draw: ImageDraw.ImageDraw, width: int, height: int, error: bool,
         draw.rectangle([x1 - thick + 1, pos, x1, end], fill=value)
 
 
-def _size_width(face: _Face, width: int, height: int) -> float:
+def _size_width(face: Face, width: int, height: int) -> float:
     """Width of the size line exactly as _draw_size lays it out, for centring and fitting."""
     if not face.scalable:
         return face.length(f"{width} x {height}")
     return face.length(f"{width}{height}") + face.size * 1.1
 
 
-def _draw_size(draw: ImageDraw.ImageDraw, face: _Face, x: float, y: float, width: int, height: int) -> None:
+def _draw_size(draw: ImageDraw.ImageDraw, face: Face, x: float, y: float, width: int, height: int) -> None:
     """Draw "W × H"; the bundled font has no "×" glyph, so the cross is drawn as two strokes."""
     if not face.scalable:
         draw.text((x, y), f"{width} x {height}", fill=_SOFT, font=face.font)
@@ -331,33 +192,26 @@ def _draw_text(
 
     size_w = _size_width(small, width, height)
     show_size = size_w <= avail_w and small.step <= avail_h
-    label_lines: list[str] = []
-    if label:
-        room = int((avail_h - (small.step + gap if show_size else 0)) // small.step)
-        label_lines = _lines_fitting(label, small, avail_w, min(3, room - 1))
-    label_block = _Block(small, label_lines, _SOFT)
-
-    def prompt_room() -> float:
-        used = label_block.height + (small.step if show_size else 0)
-        used += gap * ((1 if label_block.lines else 0) + (1 if show_size else 0))
-        return avail_h - used
-
     start = max(_MIN_FONT, min(64, round(short / 15)))
     smallest = max(_MIN_FONT, min(18, round(short / 56)))
-    body = _prompt_block(prompt, avail_w, prompt_room(), start, smallest) if prompt else None
-    while prompt and body is None and label_block.lines:
-        # The prompt matters more than the label: give it the label's room, a line at a time.
-        label_block.lines = label_block.lines[:1] if len(label_block.lines) > 1 else []
-        body = _prompt_block(prompt, avail_w, prompt_room(), start, smallest)
-
-    blocks = [b for b in (label_block, body) if b is not None and b.lines]
-    total = sum(b.height for b in blocks) + gap * (len(blocks) - 1)
+    label_block, body = fit_stack(
+        prompt,
+        label,
+        small,
+        _face,
+        (avail_w, avail_h),
+        gap=gap,
+        size_line=show_size,
+        prompt_sizes=(start, smallest),
+    )
+    blocks = [(b, value) for b, value in ((label_block, _SOFT), (body, _INK)) if b is not None and b.lines]
+    total = sum(b.height for b, _ in blocks) + gap * (len(blocks) - 1)
     if show_size:
         total += small.step + (gap if blocks else 0)
     if total <= 0:
         return
 
-    widths = [b.face.length(line) for b in blocks for line in b.lines]
+    widths = [b.face.length(line) for b, _ in blocks for line in b.lines]
     if show_size:
         widths.append(size_w)
     pad = max(4, round(short / 60))
@@ -371,10 +225,10 @@ def _draw_text(
     )
     draw.rectangle(plate, fill=plate_value)
     y = top
-    for block in blocks:
+    for block, value in blocks:
         for line in block.lines:
             x = (width - block.face.length(line)) / 2
-            draw.text((round(x), round(y)), line, fill=block.value, font=block.face.font)
+            draw.text((round(x), round(y)), line, fill=value, font=block.face.font)
             y += block.face.step
         y += gap
     if show_size:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +158,36 @@ class Behaviour:
             raise ValueError(f"unknown behaviour {self.name!r}; expected one of {sorted(BEHAVIOURS)}")
 
 
+class Script:
+    """The answers scripted so far: per-prompt queues first, then the FIFO, then the default."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Behaviour] = deque()
+        self._by_prompt: dict[str, deque[Behaviour]] = {}
+
+    def add(self, behaviours: tuple[str | Behaviour, ...], prompt: str | None = None) -> None:
+        items = [b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours]
+        with self._lock:
+            if prompt is None:
+                self._queue.extend(items)
+            else:
+                self._by_prompt.setdefault(prompt, deque()).extend(items)
+
+    def pending(self) -> list[Behaviour]:
+        with self._lock:
+            return list(self._queue)
+
+    def next(self, prompt: object, default: str) -> Behaviour:
+        with self._lock:
+            by_prompt = self._by_prompt.get(prompt) if isinstance(prompt, str) else None
+            if by_prompt:
+                return by_prompt.popleft()
+            if self._queue:
+                return self._queue.popleft()
+        return Behaviour(default)
+
+
 # --------------------------------------------------------------------------
 # Recorded requests
 # --------------------------------------------------------------------------
@@ -196,7 +228,7 @@ class RecordedRequest:
 
 
 # --------------------------------------------------------------------------
-# Image helpers
+# Request parsing
 # --------------------------------------------------------------------------
 
 
@@ -250,8 +282,3 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], li
     if not closed:
         raise _BadRequest("multipart body without closing boundary")
     return fields, files
-
-
-# --------------------------------------------------------------------------
-# Server
-# --------------------------------------------------------------------------

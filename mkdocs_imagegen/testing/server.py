@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import socket
 import socketserver
 import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from .files import Files
 from .handler import Handler
-from .script import Behaviour, RecordedRequest
+from .script import Behaviour, RecordedRequest, Script
 
 
 class _Server(ThreadingHTTPServer):
@@ -46,6 +45,31 @@ class _Server(ThreadingHTTPServer):
         if exc is not None:
             self.api.errors.append(exc)
         traceback.print_exc()
+
+
+class _Connections:
+    """The open connections and their handler threads, so that stop() can end them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, threading.Thread] = {}
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open[sock] = threading.current_thread()
+
+    def remove(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.pop(sock, None)
+
+    def shut_down(self) -> list[threading.Thread]:
+        """Shut every open socket; the threads that served them, to join."""
+        with self._lock:
+            connections = dict(self._open)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return list(connections.values())
 
 
 class FakeImageAPI:
@@ -90,11 +114,9 @@ class FakeImageAPI:
         self.root_url = ""
         self.port = 0
         self._lock = threading.Lock()
-        self._queue: deque[Behaviour] = deque()
-        self._by_prompt: dict[str, deque[Behaviour]] = {}
-        self._files: dict[str, tuple[Any, ...]] = {}
-        self._file_ids = itertools.count(1)
-        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._script = Script()
+        self._files = Files()
+        self._connections = _Connections()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -127,18 +149,12 @@ class FakeImageAPI:
         self._stopping.set()
         if thread is not None and thread.is_alive():
             server.shutdown()
-        with self._lock:
-            connections = dict(self._connections)
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        handler_threads = self._connections.shut_down()
         server.server_close()
         deadline = time.monotonic() + timeout
-        if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for handler_thread in connections.values():
-            if handler_thread is not threading.current_thread():
-                handler_thread.join(max(0.0, deadline - time.monotonic()))
+        for joined in (thread, *handler_threads):  # the serving thread first, then the handlers
+            if joined is not None and joined is not threading.current_thread():
+                joined.join(max(0.0, deadline - time.monotonic()))
         self._server = None
         self._thread = None
 
@@ -161,24 +177,19 @@ class FakeImageAPI:
 
     def enqueue(self, *behaviours: str | Behaviour) -> None:
         """Script the next answers (FIFO), one per generation/edit request."""
-        items = [b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours]
-        with self._lock:
-            self._queue.extend(items)
+        self._script.add(behaviours)
 
     def enqueue_for(self, prompt: str, *behaviours: str | Behaviour) -> None:
         """Script the next answers to requests whose prompt is exactly `prompt` (before the FIFO).
 
         Concurrent clients send requests in no fixed order; this ties an answer to an image.
         """
-        items = [b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours]
-        with self._lock:
-            self._by_prompt.setdefault(prompt, deque()).extend(items)
+        self._script.add(behaviours, prompt)
 
     @property
     def pending(self) -> list[Behaviour]:
         """Behaviours enqueued but not used yet."""
-        with self._lock:
-            return list(self._queue)
+        return self._script.pending()
 
     def generation_requests(self) -> list[RecordedRequest]:
         """Recorded POSTs to ``/images/generations`` and ``/images/edits``."""
@@ -194,31 +205,11 @@ class FakeImageAPI:
 
     def _next_behaviour(self, record: RecordedRequest | None = None) -> Behaviour:
         prompt = record.params.get("prompt") if record is not None else None
-        with self._lock:
-            by_prompt = self._by_prompt.get(prompt) if isinstance(prompt, str) else None
-            if by_prompt:
-                return by_prompt.popleft()
-            if self._queue:
-                return self._queue.popleft()
-        return Behaviour("url" if self.mode == "url" else "ok")
+        return self._script.next(prompt, "url" if self.mode == "url" else "ok")
 
     def _record(self, record: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(record)
-
-    def _store_file(self, entry: tuple[Any, ...]) -> str:
-        with self._lock:
-            file_id = f"img{next(self._file_ids):05d}"
-            self._files[file_id] = entry
-        return file_id
-
-    def _register_connection(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._connections[sock] = threading.current_thread()
-
-    def _unregister_connection(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._connections.pop(sock, None)
 
     @contextlib.contextmanager
     def _in_flight_counter(self) -> Iterator[None]:
