@@ -16,16 +16,11 @@ from . import ProviderError, clean_text
 from .retry import RETRY_STATUSES, decide, parse_retry_after
 
 MAX_ERROR_CHARS = 300
-# Error codes that mean no other request of this run would fare better.
-STOP_CODES = frozenset(
-    {
-        "invalid_api_key",
-        "missing_api_key",
-        "insufficient_quota",
-        "INSUFFICIENT_BALANCE",
-        "AUTHENTICATION_FAILED",
-    }
-)
+# Error codes that mean no other request of this run would fare better (OpenAI's, Lumenfall's):
+# the account has no money left, or the key is not accepted.
+BALANCE_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "INSUFFICIENT_BALANCE"})
+KEY_CODES = frozenset({"invalid_api_key", "missing_api_key", "account_deactivated", "AUTHENTICATION_FAILED"})
+STOP_CODES = BALANCE_CODES | KEY_CODES
 # Lumenfall's codes that say a retry may help (whatever the HTTP status).
 RETRY_CODES = frozenset({"RATE_LIMITED", "ALL_PROVIDERS_EXHAUSTED"})
 GONE_CODES = frozenset({"model_not_found", "MODEL_NOT_FOUND", "MODEL_DISABLED"})
@@ -73,8 +68,8 @@ def api_error(
     elif code in STOP_CODES or code in GONE_CODES:
         retryable_code = False
     decision = decide(status, response.headers, retryable_code=retryable_code)
-    stop = status == 401 or code in STOP_CODES
-    if code in ("INSUFFICIENT_BALANCE", "insufficient_quota"):
+    stop = status in (401, 402) or code in STOP_CODES  # 402: Payment Required
+    if code in BALANCE_CODES or (status == 402 and code not in KEY_CODES):
         text = (
             f"the account behind {api_key_env} has no credit left at {base_url} "
             f"(HTTP {status}): {detail}. Top it up, then build again; nothing more is asked this run"

@@ -14,6 +14,7 @@ import pytest
 
 from mkdocs_imagegen.providers import GeneratedImage, GenerationRequest, ProviderError
 from mkdocs_imagegen.providers.openai import MAX_DOWNLOAD_BYTES, OpenAIProvider, api_size, retry_after
+from mkdocs_imagegen.providers.openai_errors import STOP_CODES
 from mkdocs_imagegen.spec import ImageSpec
 
 KEY = "sk-unit-0123456789"
@@ -109,6 +110,14 @@ def test_an_unsupported_size_asks_for_the_nearest_supported_one() -> None:
         (error(500, None, "oops"), None, True, "HTTP 500"),
         (error(401, "invalid_api_key", "bad key"), "invalid_api_key", False, "Set UNIT_KEY to a valid key"),
         (error(429, "insufficient_quota", "no money"), "insufficient_quota", False, "no money"),
+        (
+            error(429, "billing_hard_limit_reached", "limit"),
+            "billing_hard_limit_reached",
+            False,
+            "no credit left",
+        ),
+        (error(402, None, "pay up"), None, False, "no credit left"),
+        (error(403, "account_deactivated", "gone"), "account_deactivated", False, "to a valid key"),
         (error(400, "moderation_blocked", "no"), "moderation_blocked", False, "safety system"),
         (
             error(404, "model_not_found", "no such model"),
@@ -126,6 +135,8 @@ def test_errors_say_what_happened_and_whether_to_retry(
     exc = caught.value
     assert (exc.code, exc.retryable, exc.status) == (code, retryable, answer.status_code)
     assert says in exc.message
+    # The provider alone decides which answers end the run; the engine trusts its flag.
+    assert exc.stop == (code in STOP_CODES or answer.status_code in (401, 402))
     if answer.status_code == 429 and retryable:
         assert exc.retry_after == 1.5
 
