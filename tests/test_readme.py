@@ -37,3 +37,21 @@ def test_every_option_is_documented_with_its_default() -> None:
             assert str(default) in rows[name], (name, rows[name])
         if isinstance(default, bool):
             assert str(default).lower() in rows[name], (name, rows[name])
+
+
+def test_the_layout_table_names_every_module_and_only_real_ones() -> None:
+    """The Development section's table is the map of the package: it must not drift from the tree."""
+    table = README.split("| module | responsibility |", 1)[1].split("\n\n", 1)[0]
+    named = {
+        n.rstrip("/")
+        for row in table.splitlines()[2:]
+        for n in re.findall(r"`([\w.]+/?)`", row.split("|")[1])
+    }
+    package = ROOT / "mkdocs_imagegen"
+    for name in named:
+        assert (package / name).exists(), f"the README's layout names {name}, which does not exist"
+    top = {p.name for p in package.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    top |= {"templates"}
+    assert top - {"__init__.py"} <= named, (
+        f"not in the README's layout: {sorted(top - named - {'__init__.py'})}"
+    )

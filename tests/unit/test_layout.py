@@ -65,3 +65,25 @@ def test_the_engine_imports_no_concrete_provider_or_renderer() -> None:
     for module, targets in graph.items():
         if module.startswith("mkdocs_imagegen.engine"):
             assert not targets & concrete, f"{module} imports {targets & concrete}"
+
+
+# The house rule of issue #13: modules of about 400 lines and classes of about 150 at the most, so
+# each reads in one sitting. The margins are the current largest (extension.py; the engine, whose
+# constructor takes every option of a run), not an allowance to grow into.
+MAX_MODULE_LINES = 420
+MAX_CLASS_LINES = 175
+
+
+def test_no_module_or_class_is_too_long_to_read_in_one_sitting() -> None:
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(PACKAGE.parent).as_posix()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_CLASS_LINES:
+                    too_long.append(f"{name}: class {node.name} is {lines} lines")
+    assert not too_long, "split these along their responsibilities: " + "; ".join(too_long)

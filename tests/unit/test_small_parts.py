@@ -11,7 +11,7 @@ from PIL import ImageFont
 
 from mkdocs_imagegen.testing.request import new_record, parse_body, read_body
 from mkdocs_imagegen.testing.script import Behaviour, Script, _BadRequest
-from mkdocs_imagegen.wireframe_layout import Face, ellipsize, fit_stack, wrap
+from mkdocs_imagegen.wireframe.layout import Face, ellipsize, fit_stack, wrap
 
 
 def face(size: int = 20) -> Face:

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .imaging import MAX_PIXELS, MAX_SIDE, cover, encode, normalize_format
-from .wireframe_layout import Face, Font, fit_stack
+from ..imaging import MAX_PIXELS, MAX_SIDE, cover, encode, normalize_format
+from .layout import Face, Font, fit_stack
 
 __all__ = ["render"]
 

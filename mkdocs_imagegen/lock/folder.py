@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import filelock
 
-from .files import atomic_write, read_head, sha256_file
-from .lockfile import (
+from ..files import atomic_write, read_head, sha256_file
+from .manifest import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
     LockError,

@@ -38,14 +38,14 @@ from typing import Any
 import diskcache
 import filelock
 
-from .cachefiles import Claim, ImageFiles, Pins, try_claim, write_probe
-from .cacheindex import MetaIndex
-from .cacherecord import FALLBACK, KEY_RE, REAL, new_record
-from .cacherecord import CacheError as CacheError
-from .cacherecord import Entry as Entry
-from .cacherecord import validate_meta as validate_meta
-from .files import reason
-from .logs import log
+from ..files import reason
+from ..logs import log
+from .disk import Claim, ImageFiles, Pins, try_claim, write_probe
+from .index import MetaIndex
+from .record import FALLBACK, KEY_RE, REAL, new_record
+from .record import CacheError as CacheError
+from .record import Entry as Entry
+from .record import validate_meta as validate_meta
 
 
 class ImageCache:

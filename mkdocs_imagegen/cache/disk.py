@@ -19,8 +19,8 @@ from typing import Any
 
 import filelock
 
-from .cacherecord import KEY_RE, MAGIC, CacheError
-from .files import BINARY, NOFOLLOW, atomic_write, inside, reason, sha256_file
+from ..files import BINARY, NOFOLLOW, atomic_write, inside, reason, sha256_file
+from .record import KEY_RE, MAGIC, CacheError
 
 if sys.platform != "win32":  # on Windows, filelock's msvcrt locks
     import fcntl

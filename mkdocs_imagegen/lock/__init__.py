@@ -12,8 +12,9 @@ format, never taken from the manifest; an image is served only when its bytes ma
 recorded size and SHA-256. Writes go to a temporary file renamed into place, so an interrupted
 run leaves the previous manifest (and every previous image) intact.
 
-The format lives in `lockfile`, the files in `lockfolder`; this module imports nothing else from
-the package: the engine and the command use it as one tier in front of the cache.
+The format lives in `manifest`, the files in `folder`; the package imports nothing else from the
+package but the file helpers and the logger: the engine and the command use it as one tier in
+front of the cache.
 """
 
 from __future__ import annotations
@@ -25,20 +26,19 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from .lockfile import EXTENSIONS as EXTENSIONS
-from .lockfile import LockError as LockError
-from .lockfile import Record as Record
-from .lockfile import choose as choose
-from .lockfile import intent_id as intent_id
-from .lockfile import manifest_text as manifest_text
-from .lockfile import parse_manifest as parse_manifest
-from .lockfile import record_for as record_for
-from .lockfolder import Locked as Locked
-from .lockfolder import LockFolder, show
-from .lockfolder import image_at as image_at
-from .lockfolder import read_manifest_at as read_manifest_at
-
-log = logging.getLogger("mkdocs.plugins.mkdocs_imagegen")
+from ..logs import log
+from .folder import Locked as Locked
+from .folder import LockFolder, show
+from .folder import image_at as image_at
+from .folder import read_manifest_at as read_manifest_at
+from .manifest import EXTENSIONS as EXTENSIONS
+from .manifest import LockError as LockError
+from .manifest import Record as Record
+from .manifest import choose as choose
+from .manifest import intent_id as intent_id
+from .manifest import manifest_text as manifest_text
+from .manifest import parse_manifest as parse_manifest
+from .manifest import record_for as record_for
 
 
 class ImageLock:

@@ -16,8 +16,8 @@ from typing import Any
 import diskcache
 import diskcache.core
 
-from .cacherecord import FALLBACK, KEY_RE, REAL, validate_meta
-from .files import inside
+from ..files import inside
+from .record import FALLBACK, KEY_RE, REAL, validate_meta
 
 
 class _Refused(ValueError):
