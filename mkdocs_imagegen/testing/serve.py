@@ -35,6 +35,12 @@ class ServeError(AssertionError):
     """The server did not do what the test waited for; the message holds its output."""
 
 
+def _hear_ctrl_c() -> None:
+    """In the child: a non-interactive shell starts background jobs with SIGINT ignored, and Python
+    leaves an ignored SIGINT ignored, so `interrupt()` would go unheard (tests run from CI or `&`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class MkdocsServe:
     """`python -m mkdocs serve` for the site in `root`; use as a context manager."""
 
@@ -72,6 +78,7 @@ class MkdocsServe:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            preexec_fn=_hear_ctrl_c if os.name == "posix" else None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
