@@ -165,9 +165,10 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
             return None
         return self._published.resolve(output, page, config, self._pending_src)
 
-    # Last: other plugins' on_post_build (material's optimize) still read the published image
-    # files, which this one releases when it closes the build's images.
-    @event_priority(-100)
+    # After material's optimize (priority 0), which still reads the published image files that
+    # this hook releases when it closes the build's images; before static-i18n (-100), whose own
+    # on_post_build builds the other languages, each with its own images and summary.
+    @event_priority(-50)
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if self.config.alt_required and self.directives is not None and self.plan is None:
             warn_missing_alt(self.directives.occurrences)
