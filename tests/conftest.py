@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,10 @@ class FakeProvider(Provider):
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
         self.calls.append(request.spec.prompt)
-        if self.gate is not None:
-            await asyncio.to_thread(self.gate.wait, 10)
+        # Waits on the loop, as a real (async HTTP) request does, so cancelling it ends it at once.
+        deadline = time.monotonic() + 10
+        while self.gate is not None and not self.gate.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         answer = self.answers.pop(0) if self.answers else "ok"
         if isinstance(answer, Exception):
             raise answer
