@@ -86,10 +86,15 @@ class Engine:
         self._board = JobBoard()
         self._tally = Tally()
         retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
-        self.asker = asker = Asker(
-            provider, concurrency=concurrency, guard=self.guard, retry=retry, brake=self.brake, log=self.log
+        self.asker = Asker(
+            provider,
+            concurrency=concurrency,
+            guard=self.guard,
+            retry=retry,
+            brake=self.brake,
+            log=self.log,
+            keep=self._board.drop_if_unwanted,
         )
-        asker.keep = self._board.drop_if_unwanted
         self.fallback = Fallback(
             on_error=on_error,
             keep_going=keep_going,
@@ -99,18 +104,7 @@ class Engine:
             brake=self.brake,
             log=self.log,
         )
-        self.producer = Producer(
-            provider=provider,
-            tiers=self.tiers,
-            lock=lock,
-            frozen=frozen,
-            brake=self.brake,
-            asker=asker,
-            guard=self.guard,
-            fallback=self.fallback,
-            tally=self._tally,
-            keep=self._board.drop_if_unwanted,
-        )
+        self.producer = Producer(self.asker, self.fallback, self.tiers, lock, self._tally, frozen=frozen)
         self.on_done: Callable[[Outcome], None] | None = None  # called from the engine thread
         self._pool = WorkerPool(self._run, self._abandon, concurrency=concurrency)
 
@@ -189,13 +183,11 @@ class Engine:
 
     def _finish_lock(self) -> None:
         """Save the lock's manifest once per run, with the pages that use each image."""
-        if self.lock is None or not self.owns_lock:
-            return
-        used = [(j.future.result().entry, j.occurrences) for j in self._board.all() if j.future.done()]
-        try:
-            self.lock.finish(used, record_pages=not self.frozen)
-        except (LockError, OSError) as exc:
-            self.log.error(f"cannot save the image lock: {exc}")
+        if self.lock is not None and self.owns_lock:
+            try:
+                self.lock.finish(self._board.finished(), record_pages=not self.frozen)
+            except (LockError, OSError) as exc:
+                self.log.error(f"cannot save the image lock: {exc}")
 
     def __enter__(self) -> Engine:
         return self

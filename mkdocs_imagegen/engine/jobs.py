@@ -140,6 +140,10 @@ class JobBoard:
         concurrent.futures.wait([j.future for j in jobs])
         return {j.key: j.future.result() for j in jobs}
 
+    def finished(self) -> list[tuple[Entry | None, list[Occurrence]]]:
+        """Each finished job's entry and the directives that use it: what the lock records."""
+        return [(j.future.result().entry, j.occurrences) for j in self.all() if j.future.done()]
+
     def done_outcomes(self) -> list[Outcome]:
         return [j.future.result() for j in self.all() if j.future.done()]
 

@@ -7,19 +7,17 @@ true across processes too). The outcome it returns is finished by the engine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import imaging
 from ..cache import CacheError, Entry
 from ..locktier import LockTier
-from ..providers import GeneratedImage, Provider, ProviderError
+from ..providers import GeneratedImage, ProviderError
 from ..spec import ImageSpec
-from .ask import Asker, Brake, Refused, Stopped
+from .ask import Asker, Refused, Stopped
 from .fallback import Fallback
 from .finish import finish
 from .jobs import Dropped, Job, Outcome, Tally
-from .spending import SpendingGuard
 from .tiers import Tiers
 
 if TYPE_CHECKING:
@@ -34,28 +32,27 @@ FROZEN = (
 class Producer:
     def __init__(
         self,
-        *,
-        provider: Provider,
+        asker: Asker,
+        fallback: Fallback,
         tiers: Tiers,
         lock: LockTier | None,
-        frozen: bool,
-        brake: Brake,
-        asker: Asker,
-        guard: SpendingGuard,
-        fallback: Fallback,
         tally: Tally,
-        keep: Callable[[Job], None],
+        *,
+        frozen: bool,
     ) -> None:
-        self.provider = provider
+        self.asker = asker
+        self.fallback = fallback
         self.tiers = tiers
         self.lock = lock
-        self.frozen = frozen
-        self.brake = brake
-        self.asker = asker
-        self.guard = guard
-        self.fallback = fallback
         self.tally = tally
-        self.keep = keep  # raises Dropped for a key no page uses any more
+        self.frozen = frozen
+        # The parts every job shares, as the asker holds them.
+        self.provider, self.guard, self.brake, self.keep = (
+            asker.provider,
+            asker.guard,
+            asker.brake,
+            asker.keep,
+        )
 
     def first_look(self, job: Job) -> Outcome | None:
         """Before scheduling: a tier's image, or the lock's pin under `outdated: keep`; None: schedule."""

@@ -71,7 +71,7 @@ def test_the_engine_imports_no_concrete_provider_or_renderer() -> None:
 # each reads in one sitting. The margins are the current largest (extension.py; the engine, whose
 # constructor takes every option of a run), not an allowance to grow into.
 MAX_MODULE_LINES = 420
-MAX_CLASS_LINES = 175
+MAX_CLASS_LINES = 165
 
 
 def test_no_module_or_class_is_too_long_to_read_in_one_sitting() -> None:
