@@ -60,7 +60,7 @@ def plan_site(config_file: str | None, *, drafts: bool = False) -> Plan:
     except MkDocsException as exc:
         raise PlanError(exc.format_message()) from None
     try:
-        lock_dir = lock_dir_for(config.config_file_path, config.site_dir, plugin.config)
+        lock_dir = lock_dir_for(config.config_file_path, config.site_dir, plugin.config, config.docs_dir)
     except LockError as exc:
         raise PlanError(str(exc)) from None
     plugin.plan = []

@@ -98,7 +98,9 @@ class ImagegenPlugin(BasePlugin[ImagegenConfig]):
         self.cache_dir = cache_dir_for(config, self.config)
         self.frozen = frozen_from_env(self.config.frozen)
         try:
-            self.lock_dir = lock_dir_for(config.config_file_path, config.site_dir, self.config)
+            self.lock_dir = lock_dir_for(
+                config.config_file_path, config.site_dir, self.config, config.docs_dir
+            )
         except LockError as exc:
             raise PluginError(str(exc)) from None
         register(config, ImagegenExtension(self))

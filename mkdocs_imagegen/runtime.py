@@ -63,18 +63,26 @@ def cache_dir_for(config: MkDocsConfig, plugin_config: ImagegenConfig) -> str:
     return path
 
 
-def lock_dir_for(config_file: str | None, site_dir: str | None, plugin_config: ImagegenConfig) -> str | None:
+def lock_dir_for(
+    config_file: str | None, site_dir: str | None, plugin_config: ImagegenConfig, docs_dir: str | None = None
+) -> str | None:
     """The lock folder, relative to mkdocs.yml like `cache_dir`; None when the site has no lock."""
     if not plugin_config.lock:
         return None
     base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
     folder = os.path.normpath(os.path.join(base, plugin_config.lock))
-    site = os.path.abspath(site_dir) if site_dir else None
-    if site and os.path.commonpath([site, folder]) == site:
-        raise LockError(
-            f"the lock folder {folder} is inside site_dir, which MkDocs empties on every build; "
-            "set lock to a folder beside the docs, such as docs-images"
-        )
+    why = {
+        "site_dir": "which MkDocs empties on every build",
+        # Published twice, and under `mkdocs serve` each save of the lock would rebuild the site.
+        "docs_dir": "so MkDocs would publish its images and manifest, and serve would rebuild on each save",
+    }
+    for name, inside in (("site_dir", site_dir), ("docs_dir", docs_dir)):
+        where = os.path.realpath(inside) if inside else None
+        if where and os.path.commonpath([where, os.path.realpath(folder)]) == where:
+            raise LockError(
+                f"the lock folder {folder} is inside {name}, {why[name]}; "
+                "set lock to a folder beside the docs, such as docs-images"
+            )
     return folder
 
 

@@ -356,3 +356,17 @@ def test_a_pin_of_another_format_and_size_keeps_its_own(tmp_path: Path, fake_api
     (name,) = site_images(result)
     assert name.endswith(".png")  # the pinned PNG is not published under a .webp name
     assert 'height="1024"' in result.page() and 'width="1024"' in result.page()
+
+
+@pytest.mark.parametrize(("folder", "inside"), [("site/images", "site_dir"), ("docs/images", "docs_dir")])
+def test_a_lock_folder_inside_site_or_docs_is_refused_by_build_and_command(
+    tmp_path: Path, fake_api: FakeImageAPI, folder: str, inside: str
+) -> None:
+    """site_dir is emptied on every build; docs_dir would publish the lock, and serve would loop."""
+    lock_site(tmp_path, fake_api, lock=folder)
+    built = build(tmp_path)
+    assert built.returncode == 1 and "Traceback" not in built.output
+    assert f"is inside {inside}" in built.output and "such as docs-images" in built.output
+    status = CliRunner().invoke(cli.main, ["status", "-f", str(tmp_path / "mkdocs.yml")])
+    assert status.exit_code == 1 and f"is inside {inside}" in status.output
+    assert fake_api.generation_requests() == [] and not (tmp_path / folder).exists()
