@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -488,6 +489,29 @@ def test_prune_removes_exactly_the_orphans(tmp_path: Path) -> None:
     assert (whale, False) not in after and after == {k: v for k, v in before.items() if k[0] != whale}
     assert "a red fox" in [r["prompt"] for r in status(tmp_path)["directives"] if r["state"] == "cached"]
     assert "removed 0 unused image(s)" in run(tmp_path, "prune").output
+
+
+def test_prune_sweeps_the_files_an_interrupted_run_left_and_nothing_else(tmp_path: Path) -> None:
+    """A run killed between writing an image file and recording it leaves a file no record names."""
+    write_site(tmp_path, TWO_PAGES)
+    assert run(tmp_path, "generate").exit_code == 0
+    images = tmp_path / ".cache/plugin/imagegen/images"
+    kept = sorted(p for p in images.rglob("*") if p.is_file())
+    old = images / "img" / "ab" / ("ab" * 16 + "-0123456789abcdef.img")
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"x" * 2048)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    fresh = images / "img" / "ab" / ".tmp-underway"  # a put of another process, not recorded yet
+    fresh.write_bytes(b"y" * 10)
+    dry = run(tmp_path, "prune", "--dry-run")
+    assert "would remove 1 stray file(s) an interrupted run left in the cache, 2.0 kB" in dry.output
+    assert old.exists()
+    done = run(tmp_path, "prune")
+    assert done.exit_code == 0 and "removed 1 stray file(s)" in done.output
+    assert not old.exists() and fresh.exists()
+    assert all(p.exists() for p in kept)
+    assert {r["state"] for r in status(tmp_path)["directives"]} == {"cached"}
+    assert "stray" not in run(tmp_path, "prune").output
 
 
 def test_prune_keeps_what_drafts_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

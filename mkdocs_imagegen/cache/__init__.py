@@ -176,6 +176,14 @@ class ImageCache:
         for key, ns, meta in self._index.records():
             yield key, ns == FALLBACK, meta
 
+    def strays(self) -> list[tuple[str, int]]:
+        """Image files no record names: a run killed between writing an image and recording it."""
+        named = {self._files.path(key, ns, meta["sha256"]) for key, ns, meta in self._index.records()}
+        return self._files.strays(named)
+
+    def remove_file(self, path: str) -> None:
+        self._files.remove(path)
+
     # -- claims --------------------------------------------------------------------------------
     def try_claim(self, key: str) -> filelock.BaseFileLock | Claim | None:
         """Take the cross-process claim on `key` if it is free; the caller releases it."""

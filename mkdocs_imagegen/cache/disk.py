@@ -26,6 +26,9 @@ if sys.platform != "win32":  # on Windows, filelock's msvcrt locks
     import fcntl
 
 PIN_MAX_AGE = 24 * 3600.0  # pins of a build that died without cleaning up
+# A file no record names yet may be a put under way (written, not yet recorded): only older
+# ones are strays, left by a run killed between the two.
+STRAY_AGE = 3600.0
 
 
 class ImageFiles:
@@ -48,6 +51,19 @@ class ImageFiles:
         """A complete new file, renamed into place: files are never changed in place."""
         os.makedirs(os.path.dirname(path), exist_ok=True)
         atomic_write(path, data, durable=False, prefix=".tmp-", suffix="")
+
+    def strays(self, named: set[str], min_age: float = STRAY_AGE) -> list[tuple[str, int]]:
+        """(path, bytes) of the files under images/ that no record names, older than `min_age`."""
+        found: list[tuple[str, int]] = []
+        now = time.time()
+        for folder, _dirs, files in os.walk(os.path.join(self.directory, "images")):  # no symlinks
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    if path not in named and stat.S_ISREG(st.st_mode) and now - st.st_mtime > min_age:
+                        found.append((path, st.st_size))
+        return sorted(found)
 
     def remove(self, path: str) -> None:
         if inside(self._real, os.path.realpath(os.path.dirname(path))):

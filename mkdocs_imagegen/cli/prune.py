@@ -52,9 +52,16 @@ def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> No
             orphans[key] = orphans.get(key, 0) + size
             lines.append(_orphan_line(verb, key, fallback, meta, size))
         freed = sum(orphans.values()) if dry_run else sum(cache.delete(key) for key in orphans)
+        strays = cache.strays()
+        if not dry_run:
+            for path, _size in strays:
+                cache.remove_file(path)
     for line in lines:
         click.echo(line)
     click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({human(freed)})")
+    if strays:
+        size = sum(s for _, s in strays)
+        click.echo(f"{verb} {len(strays)} stray file(s) an interrupted run left in the cache, {human(size)}")
     if lock is not None:
         # A pinned image is in use: the outdated directive shows it.
         pinned = {i.pinned.key for i in images if i.pinned is not None}
