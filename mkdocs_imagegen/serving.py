@@ -95,6 +95,8 @@ class ServeSession:
         self.trigger: ReloadTrigger | None = None
         self.opened_with: str | None = None  # the options the session's engine was opened with
         self._shown: set[str] = set()
+        self._early = False  # an image a page showed as pending was ready before the server was
+        self._lock = threading.Lock()
         self.serving = False  # the command is `mkdocs serve`
         self.dirty = False
 
@@ -109,35 +111,54 @@ class ServeSession:
         return serve_mode
 
     def pending_src(self, images: Images, key: str) -> str | None:
-        """The stand-in for an image on its way (or, with serve_mode placeholder, not made)."""
+        """The stand-in for an image on its way (or, with serve_mode placeholder, not made).
+
+        None for an image that failed: the caller shows its error.
+        """
         occurrence = images.occurrence(key)
-        if occurrence is None or occurrence.spec is None or images.outcome(key) is not None:
+        outcome = images.outcome(key)
+        if occurrence is None or occurrence.spec is None or (outcome is not None and outcome.entry is None):
             return None
         waiting = key not in images.missing
         if waiting:
-            self.showed_pending(key)
+            self.showed_pending(key)  # first: from now on, the image's arrival reloads the page
+            if outcome is not None or images.outcome(key) is not None:
+                # It arrived while this page was written (after the page looked for its file):
+                # its own reload may have gone by before the page was marked as showing it.
+                self.image_ready(key, wanted=True)
         width, height = occurrence.spec.dimensions or (1024, 1024)
         return render.pending_src(prompt=occurrence.spec.prompt, width=width, height=height, waiting=waiting)
 
     def watch(self, server: Any) -> None:
-        if self.trigger is None:
+        """From `on_serve`, which MkDocs calls after the first build: images may be ready already."""
+        with self._lock:
+            if self.trigger is not None:
+                return
             self.trigger = ReloadTrigger()
-            self.trigger.watch(server)
+            early, self._early = self._early, False
+        self.trigger.watch(server)
+        if early:
+            self.trigger.fire()
 
     def after_save(self) -> bool:
         """Whether the rebuild starting now is a save's, not only the one the trigger asked for."""
         return self.trigger is None or not self.trigger.consume()
 
     def showed_pending(self, key: str) -> None:
-        self._shown.add(key)
+        with self._lock:
+            self._shown.add(key)
 
     def image_ready(self, key: str, *, wanted: bool) -> None:
         """An image finished (engine thread): reload if a page showed it as pending and still uses it."""
-        if key not in self._shown:
-            return
-        self._shown.discard(key)
-        if wanted and self.trigger is not None:
-            self.trigger.fire()
+        with self._lock:
+            if key not in self._shown:
+                return
+            self._shown.discard(key)
+            trigger = self.trigger
+            if wanted and trigger is None:  # the first build's page: reload once the server is up
+                self._early = True
+        if wanted and trigger is not None:
+            trigger.fire()
 
     def close(self) -> None:
         trigger, self.trigger = self.trigger, None
