@@ -1,19 +1,23 @@
-"""The engine's small parts on their own: spending guard, retry policy, pause, job board, finish, tiers."""
+"""The engine's small parts on their own: spending guard, retry policy, pause, job board, finish,
+tiers, the tally and the producer."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeProvider
 from PIL import Image
 
 from mkdocs_imagegen.cache import Entry, ImageCache
 from mkdocs_imagegen.engine import RetryPolicy, SpendingGuard
 from mkdocs_imagegen.engine.finish import finish
-from mkdocs_imagegen.engine.jobs import JobBoard, Stats
+from mkdocs_imagegen.engine.jobs import Job, JobBoard, Stats, Tally
 from mkdocs_imagegen.engine.retry import MAX_RETRY_AFTER, Pause
 from mkdocs_imagegen.engine.tiers import Tiers
 from mkdocs_imagegen.providers import GeneratedImage, ProviderError
@@ -153,3 +157,55 @@ def test_tiers_are_looked_up_in_order_and_all_get_real_images(tmp_path: Path) ->
         assert stored.path.startswith(str(tmp_path)) and "k2" in remote.entries
         tiers.store_fallback("k3", b"\x89PNG\r\n\x1a\nstand-in", {"width": 1, "height": 1})
         assert "k3" not in remote.entries and tiers.lookup("k3") is None and tiers.fallback("k3") is not None
+
+
+# -- the tally and the producer ------------------------------------------------------------------
+def test_the_tally_counts_every_update_from_many_threads_and_resets_whole() -> None:
+    tally = Tally()
+    workers = [
+        threading.Thread(target=lambda: [tally.update(lambda s: s.count("generated")) for _ in range(500)])
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert tally.stats.generated == 2000
+    tally.reset()
+    assert tally.stats.generated == 0 and tally.stats.cost_known
+
+
+def test_the_producers_first_look_finds_a_cached_key_and_schedules_a_missing_one(
+    make_engine: Callable[..., Any], occ: Occ
+) -> None:
+    engine = make_engine(FakeProvider())
+    engine.submit(occ("a fox")).result(timeout=10)
+    producer = engine.producer
+    cached = producer.first_look(Job(occ("a fox").spec, [occ("a fox")]))
+    assert cached is not None and cached.status == "cached" and cached.entry is not None
+    assert producer.first_look(Job(occ("a hare").spec, [occ("a hare")])) is None  # to be scheduled
+    forced = Job(occ("a fox").spec, [occ("a fox")], force=True)
+    assert producer.first_look(forced) is None  # --force: not even a look
+
+
+def test_the_producer_turns_any_failure_into_an_outcome_that_names_the_place(
+    make_engine: Callable[..., Any], occ: Occ
+) -> None:
+    producer = make_engine(FakeProvider()).producer
+
+    def broken(key: str) -> None:
+        raise OSError("disk on fire")
+
+    producer.tiers.lookup = broken
+    job = Job(occ("a fox", page="p.md", line=3).spec, [occ("a fox", page="p.md", line=3)])
+    looked = producer.first_look(job)
+    assert looked is not None and looked.fatal
+    assert looked.error == "p.md:3: cannot read the image cache: disk on fire"
+
+    async def boom(job: Job) -> Any:
+        raise KeyError("surprise")
+
+    producer.produce = boom
+    outcome = asyncio.run(producer.run(job))
+    assert outcome.status == "failed" and outcome.fatal
+    assert outcome.error == "p.md:3: internal error: KeyError: 'surprise'"
