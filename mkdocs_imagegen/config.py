@@ -16,6 +16,7 @@ from mkdocs.config import base
 from mkdocs.config import config_options as c
 
 from . import options
+from .files import within
 
 T = TypeVar("T")
 
@@ -187,7 +188,7 @@ def check_cache_dir(cache_dir: str, docs_dir: str, site_dir: str) -> str | None:
         if not folder:
             continue
         inside = os.path.realpath(folder)
-        if real == inside or os.path.commonpath([real, inside]) == inside:
+        if within(inside, real):
             consequence = (
                 "MkDocs empties site_dir on every build, so paid images would be made (and billed) again"
                 if name == "site_dir"

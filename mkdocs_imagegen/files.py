@@ -43,7 +43,15 @@ def atomic_write(
 
 def inside(root: str, path: str) -> bool:
     """Whether `path` is below `root` (both real paths); `root` itself is not inside."""
-    return path != root and os.path.commonpath([root, path]) == root
+    return path != root and within(root, path)
+
+
+def within(root: str, path: str) -> bool:
+    """Whether `path` is `root` or below it (both real paths); on Windows, another drive is not."""
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:  # different drives, or one path relative and the other absolute
+        return False
 
 
 def sha256_file(path: str, *, follow_symlinks: bool = True) -> tuple[str, bytes]:

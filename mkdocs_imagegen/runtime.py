@@ -13,6 +13,7 @@ from mkdocs.exceptions import PluginError
 from . import options
 from .cache import CacheError, ImageCache
 from .config import ImagegenConfig, check_cache_dir
+from .files import within
 from .lock import ImageLock, LockError
 from .locktier import LockTier
 from .providers import make_provider, provider_class
@@ -78,7 +79,7 @@ def lock_dir_for(
     }
     for name, inside in (("site_dir", site_dir), ("docs_dir", docs_dir)):
         where = os.path.realpath(inside) if inside else None
-        if where and os.path.commonpath([where, os.path.realpath(folder)]) == where:
+        if where and within(where, os.path.realpath(folder)):
             raise LockError(
                 f"the lock folder {folder} is inside {name}, {why[name]}; "
                 "set lock to a folder beside the docs, such as docs-images"

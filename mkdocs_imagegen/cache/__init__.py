@@ -181,8 +181,9 @@ class ImageCache:
         named = {self._files.path(key, ns, meta["sha256"]) for key, ns, meta in self._index.records()}
         return self._files.strays(named)
 
-    def remove_file(self, path: str) -> None:
-        self._files.remove(path)
+    def remove_stray(self, path: str) -> int:
+        """Remove a file `strays` listed if it still is one; the bytes freed."""
+        return self._files.remove_stray(path)
 
     # -- claims --------------------------------------------------------------------------------
     def try_claim(self, key: str) -> filelock.BaseFileLock | Claim | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 import filelock
 
 from ..files import BINARY, NOFOLLOW, atomic_write, inside, reason, sha256_file
-from .record import KEY_RE, MAGIC, CacheError
+from .record import FALLBACK, KEY_RE, MAGIC, REAL, CacheError
 
 if sys.platform != "win32":  # on Windows, filelock's msvcrt locks
     import fcntl
@@ -29,6 +30,7 @@ PIN_MAX_AGE = 24 * 3600.0  # pins of a build that died without cleaning up
 # A file no record names yet may be a put under way (written, not yet recorded): only older
 # ones are strays, left by a run killed between the two.
 STRAY_AGE = 3600.0
+STRAY_DIGEST = re.compile(r"^[0-9a-f]{16}\.img$")
 
 
 class ImageFiles:
@@ -53,17 +55,43 @@ class ImageFiles:
         atomic_write(path, data, durable=False, prefix=".tmp-", suffix="")
 
     def strays(self, named: set[str], min_age: float = STRAY_AGE) -> list[tuple[str, int]]:
-        """(path, bytes) of the files under images/ that no record names, older than `min_age`."""
+        """(path, bytes) of the image files no record names, older than `min_age`.
+
+        Only files the cache itself writes are candidates (`images/<ns>/<key[:2]>/<key>-<digest>.img`
+        and their `.tmp-` files), in real folders: a symlink, or a file of another name (a
+        `cache_dir` shared with something else), is never touched.
+        """
         found: list[tuple[str, int]] = []
-        now = time.time()
-        for folder, _dirs, files in os.walk(os.path.join(self.directory, "images")):  # no symlinks
-            for name in files:
-                path = os.path.join(folder, name)
-                with contextlib.suppress(OSError):
-                    st = os.lstat(path)
-                    if path not in named and stat.S_ISREG(st.st_mode) and now - st.st_mtime > min_age:
-                        found.append((path, st.st_size))
+        for ns in (REAL, FALLBACK):
+            top = os.path.join(self.directory, "images", ns)
+            for sub in _real_dirs(top):
+                for name in _listdir(os.path.join(top, sub)):
+                    path = os.path.join(top, sub, name)
+                    if path not in named and _own_name(sub, name) and self._is_stray(path, min_age):
+                        found.append((path, os.lstat(path).st_size))
         return sorted(found)
+
+    def remove_stray(self, path: str, min_age: float = STRAY_AGE) -> int:
+        """Remove a stray found earlier if it still is one (not rewritten meanwhile); its bytes, or 0."""
+        with contextlib.suppress(OSError):
+            if self._is_stray(path, min_age):
+                size = os.lstat(path).st_size
+                os.remove(path)
+                return size
+        return 0
+
+    def _is_stray(self, path: str, min_age: float) -> bool:
+        """A regular file, old enough, whose real place is the one its path names inside the cache."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        real = os.path.realpath(path)
+        return (
+            stat.S_ISREG(st.st_mode)
+            and time.time() - st.st_mtime > min_age
+            and real == os.path.join(self._real, os.path.relpath(path, self.directory))
+        )
 
     def remove(self, path: str) -> None:
         if inside(self._real, os.path.realpath(os.path.dirname(path))):
@@ -151,6 +179,35 @@ class Pins:
     def release(self) -> None:
         """Remove the folder (MkDocs has copied the pinned files by now)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _own_name(sub: str, name: str) -> bool:
+    """A name the cache gives its image files (or their temporary files) in folder `sub`."""
+    if name.startswith(".tmp-"):
+        return True
+    key, _, rest = name.rpartition("-")
+    return bool(STRAY_DIGEST.match(rest)) and bool(KEY_RE.match(key)) and key[:2] == sub
+
+
+def _real_dirs(top: str) -> list[str]:
+    """The sub-folders of `top` that are real folders; none when `top` itself is not one."""
+    if not _is_real_dir(top):
+        return []
+    return [name for name in _listdir(top) if _is_real_dir(os.path.join(top, name))]
+
+
+def _is_real_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -53,12 +54,16 @@ def prune(config_file: str | None, dry_run: bool, in_remote: bool = False) -> No
             lines.append(_orphan_line(verb, key, fallback, meta, size))
         freed = sum(orphans.values()) if dry_run else sum(cache.delete(key) for key in orphans)
         strays = cache.strays()
-        if not dry_run:
-            for path, _size in strays:
-                cache.remove_file(path)
+        if not dry_run:  # what is gone, not what was listed: one may have been rewritten meanwhile
+            strays = [(path, cache.remove_stray(path)) for path, _ in strays]
+            strays = [(path, size) for path, size in strays if size]
     for line in lines:
         click.echo(line)
     click.echo(f"{verb} {len(orphans)} unused image(s), {freed} bytes ({human(freed)})")
+    for path, size in strays:
+        click.echo(
+            f"{verb:12} {os.path.relpath(path, site.cache_dir)}  {human(size)}  (left by an interrupted run)"
+        )
     if strays:
         size = sum(s for _, s in strays)
         click.echo(f"{verb} {len(strays)} stray file(s) an interrupted run left in the cache, {human(size)}")

@@ -17,7 +17,7 @@ intent has an image in the lock is `outdated`: the pinned image is shown and not
 
 While serving, one engine serves every rebuild (`begin_round`/`end_round`): finished keys are
 answered again without a lookup, a key under way is never asked for twice, and a key no page
-uses any more is dropped before its request (at the top of `_produce`, and again just before
+uses any more is dropped before its request (at the top of `Producer.produce`, and again just before
 the request leaves, in `ask`); `on_done` hears of each image finished late. Room is left for a
 job that depends on another image (a dark variant made from the light one's digest): submitted
 from the first job's future's done-callback, its spec carrying the digest in `inputs`.
@@ -123,7 +123,7 @@ class Engine:
         if new is None:  # an earlier rebuild's job: count it in this one's summary
             if job.future.done():
                 status = job.future.result().status
-                self._tally.update(lambda stats: stats.count("cached" if status == "generated" else status))
+                self._tally.count("cached" if status == "generated" else status)
             return job.future
         outcome = self.producer.first_look(job)
         if outcome is not None:
@@ -206,9 +206,9 @@ class Engine:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _finish(self, job: Job, outcome: Outcome) -> None:
-        # A job that ends after its rebuild counts in the rebuild that shows it, not here.
-        if job.round == self._board.round:
-            self._tally.update(lambda stats: stats.count(outcome.status))
+        # A job that ends after its rebuild counts in the rebuild that shows it, not here: the
+        # round is read under the tally's lock, which `begin_round`'s reset also takes.
+        self._tally.count(outcome.status, only_if=lambda: job.round == self._board.round)
         if not job.future.done():
             job.future.set_result(outcome)
             if self.on_done is not None and outcome.status != "dropped":

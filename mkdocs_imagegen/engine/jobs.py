@@ -207,6 +207,12 @@ class Tally:
         with self._lock:
             change(self.stats)
 
+    def count(self, status: Status, *, only_if: Callable[[], bool] = lambda: True) -> None:
+        """Count an outcome; `only_if` is asked under the lock (whether it is still this round's)."""
+        with self._lock:
+            if only_if():
+                self.stats.count(status)
+
     def reset(self) -> None:
         with self._lock:
             self.stats = Stats()

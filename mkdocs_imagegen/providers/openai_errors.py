@@ -74,6 +74,11 @@ def api_error(
             f"the account behind {api_key_env} has no credit left at {base_url} "
             f"(HTTP {status}): {detail}. Top it up, then build again; nothing more is asked this run"
         )
+    elif code == "account_deactivated":
+        text = (
+            f"the account behind {api_key_env} is deactivated at {base_url} (HTTP {status}): {detail}. "
+            f"Set {api_key_env} to the key of an active account; nothing more is asked this run"
+        )
     elif stop:
         text = (
             f"the API rejected the key in {api_key_env} (HTTP {status}): {detail}. "

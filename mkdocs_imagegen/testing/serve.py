@@ -35,14 +35,17 @@ class ServeError(AssertionError):
     """The server did not do what the test waited for; the message holds its output."""
 
 
-def _hear_ctrl_c() -> None:
-    """In the child: a non-interactive shell starts background jobs with SIGINT ignored, and Python
-    leaves an ignored SIGINT ignored, so `interrupt()` would go unheard (tests run from CI or `&`)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# `python -m mkdocs`, but hearing Ctrl-C: a non-interactive shell starts background jobs with
+# SIGINT ignored, and Python leaves an ignored SIGINT ignored, so `interrupt()` would go unheard
+# (tests run from CI or with `&`). Set in the child's own code: no pre-exec hook in a threaded parent.
+MKDOCS_HEARING_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'mkdocs'; runpy.run_module('mkdocs', run_name='__main__', alter_sys=True)"
+)
 
 
 class MkdocsServe:
-    """`python -m mkdocs serve` for the site in `root`; use as a context manager."""
+    """`python -m mkdocs serve` for the site in `root` (see MKDOCS_HEARING_CTRL_C); a context manager."""
 
     def __init__(self, root: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.root = root
@@ -53,8 +56,8 @@ class MkdocsServe:
         full_env["PYTHONUNBUFFERED"] = "1"
         self._cmd = [
             sys.executable,
-            "-m",
-            "mkdocs",
+            "-c",
+            MKDOCS_HEARING_CTRL_C,
             "serve",
             "-f",
             str(root / "mkdocs.yml"),
@@ -78,7 +81,6 @@ class MkdocsServe:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            preexec_fn=_hear_ctrl_c if os.name == "posix" else None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,47 @@ def test_a_folder_that_cannot_be_used_names_itself(tmp_path: Path) -> None:
     blocked.write_text("a file where the folder should be")
     with pytest.raises(CacheError, match=r"cannot use the image cache directory .*blocked.*cache_dir"):
         ImageCache(str(blocked / "cache"))
+
+
+def _old(path: Path, data: bytes = b"x" * 100) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+    return path
+
+
+STRAY = "images/img/ab/" + "ab" * 16 + "-0123456789abcdef.img"
+
+
+def test_strays_are_only_the_cache_own_unrecorded_files(cache: ImageCache, tmp_path: Path) -> None:
+    kept = cache.put("cd" * 16, b"\x89PNG\r\n\x1a\nimage", {"width": 1, "height": 1})
+    os.utime(kept.path, (time.time() - 7200, time.time() - 7200))
+    stray = _old(tmp_path / "cache" / STRAY)
+    temp = _old(tmp_path / "cache" / "images/fb/ef/.tmp-abc")
+    logo = _old(tmp_path / "cache" / "images/logo.png")  # a cache_dir shared with other files
+    other = _old(tmp_path / "cache" / "images/img/ab/notes.txt")
+    wrong_folder = _old(tmp_path / "cache" / ("images/img/zz/" + "ab" * 16 + "-0123456789abcdef.img"))
+    assert [p for p, _ in cache.strays()] == sorted([str(stray), str(temp)])
+    assert cache.remove_stray(str(stray)) == 100 and not stray.exists()
+    assert cache.remove_stray(str(stray)) == 0  # gone: nothing counted twice
+    assert logo.exists() and other.exists() and wrong_folder.exists() and Path(kept.path).exists()
+    assert cache.get("cd" * 16) is not None
+
+
+def test_strays_never_follow_a_symlink(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    victim = _old(elsewhere / "img/ab" / ("ab" * 16 + "-0123456789abcdef.img"))
+    root = tmp_path / "linked"
+    root.mkdir()
+    (root / "images").symlink_to(elsewhere, target_is_directory=True)
+    with ImageCache(str(root)) as cache:
+        assert cache.strays() == []
+        assert cache.remove_stray(str(root / STRAY)) == 0
+    assert victim.exists()
+    inner = tmp_path / "inner"
+    with ImageCache(str(inner)) as cache:
+        target = _old(inner / "locks" / "x.lock")
+        (inner / "images" / "img").mkdir(parents=True)
+        (inner / "images" / "img" / "ab").symlink_to(target.parent, target_is_directory=True)
+        assert cache.strays() == []
+    assert target.exists()

@@ -117,7 +117,7 @@ def test_an_unsupported_size_asks_for_the_nearest_supported_one() -> None:
             "no credit left",
         ),
         (error(402, None, "pay up"), None, False, "no credit left"),
-        (error(403, "account_deactivated", "gone"), "account_deactivated", False, "to a valid key"),
+        (error(403, "account_deactivated", "gone"), "account_deactivated", False, "is deactivated at"),
         (error(400, "moderation_blocked", "no"), "moderation_blocked", False, "safety system"),
         (
             error(404, "model_not_found", "no such model"),
