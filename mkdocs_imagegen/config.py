@@ -181,24 +181,33 @@ class EnvName(c.Type[str]):
         return text
 
 
+def mkdocs_folder_holding(path: str, *, site_dir: str | None, docs_dir: str | None) -> str | None:
+    """'site_dir' or 'docs_dir' when `path` is that folder or inside it (real paths), else None.
+
+    MkDocs empties site_dir on every build and publishes docs_dir: neither may hold a store.
+    """
+    real = os.path.realpath(path)
+    for name, folder in (("site_dir", site_dir), ("docs_dir", docs_dir)):
+        if folder and within(os.path.realpath(folder), real):
+            return name
+    return None
+
+
 def check_cache_dir(cache_dir: str, docs_dir: str, site_dir: str) -> str | None:
     """Why `cache_dir` cannot be used, or None. MkDocs wipes site_dir and publishes docs_dir."""
-    real = os.path.realpath(cache_dir)
-    for name, folder in (("site_dir", site_dir), ("docs_dir", docs_dir)):
-        if not folder:
-            continue
-        inside = os.path.realpath(folder)
-        if within(inside, real):
-            consequence = (
-                "MkDocs empties site_dir on every build, so paid images would be made (and billed) again"
-                if name == "site_dir"
-                else "MkDocs would publish the cache (prompts, usage) as part of the site"
-            )
-            return (
-                f"cache_dir {cache_dir} is inside {name} ({folder}): {consequence}. Set cache_dir to a "
-                "folder outside both, such as the default .cache/plugin/imagegen"
-            )
-    return None
+    name = mkdocs_folder_holding(cache_dir, site_dir=site_dir, docs_dir=docs_dir)
+    if name is None:
+        return None
+    folder = site_dir if name == "site_dir" else docs_dir
+    consequence = (
+        "MkDocs empties site_dir on every build, so paid images would be made (and billed) again"
+        if name == "site_dir"
+        else "MkDocs would publish the cache (prompts, usage) as part of the site"
+    )
+    return (
+        f"cache_dir {cache_dir} is inside {name} ({folder}): {consequence}. Set cache_dir to a "
+        "folder outside both, such as the default .cache/plugin/imagegen"
+    )
 
 
 class Dollars(base.BaseConfigOption[float]):

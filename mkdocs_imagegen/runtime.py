@@ -12,8 +12,7 @@ from mkdocs.exceptions import PluginError
 
 from . import options
 from .cache import CacheError, ImageCache
-from .config import ImagegenConfig, check_cache_dir
-from .files import within
+from .config import ImagegenConfig, check_cache_dir, mkdocs_folder_holding
 from .lock import ImageLock, LockError
 from .locktier import LockTier
 from .providers import make_provider, provider_class
@@ -72,18 +71,18 @@ def lock_dir_for(
         return None
     base = os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
     folder = os.path.normpath(os.path.join(base, plugin_config.lock))
-    why = {
-        "site_dir": "which MkDocs empties on every build",
-        # Published twice, and under `mkdocs serve` each save of the lock would rebuild the site.
-        "docs_dir": "so MkDocs would publish its images and manifest, and serve would rebuild on each save",
-    }
-    for name, inside in (("site_dir", site_dir), ("docs_dir", docs_dir)):
-        where = os.path.realpath(inside) if inside else None
-        if where and within(where, os.path.realpath(folder)):
-            raise LockError(
-                f"the lock folder {folder} is inside {name}, {why[name]}; "
-                "set lock to a folder beside the docs, such as docs-images"
-            )
+    name = mkdocs_folder_holding(folder, site_dir=site_dir, docs_dir=docs_dir)
+    if name is not None:
+        why = {
+            "site_dir": "which MkDocs empties on every build",
+            # Published twice, and under `mkdocs serve` each save of the lock would rebuild the site.
+            "docs_dir": "so MkDocs would publish its images and manifest, "
+            "and serve would rebuild on each save",
+        }
+        raise LockError(
+            f"the lock folder {folder} is inside {name}, {why[name]}; "
+            "set lock to a folder beside the docs, such as docs-images"
+        )
     return folder
 
 
