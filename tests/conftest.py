@@ -67,10 +67,22 @@ def write_site(
     return root
 
 
-def run_mkdocs(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Build:
-    """Run the real `mkdocs build` in a subprocess, as a user would."""
+def mkdocs_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test's `mkdocs`: no key or frozen flag from outside, plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IMAGEGEN_FROZEN")}
     full_env.update(env or {})
+    return full_env
+
+
+def start_mkdocs(root: Path, *, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[str]:
+    """The real `mkdocs build` in the background, for the tests that race or kill it."""
+    command = [sys.executable, "-m", "mkdocs", "build", "-f", str(root / "mkdocs.yml")]
+    return subprocess.Popen(command, cwd=root, env=mkdocs_env(env), text=True, **popen)
+
+
+def run_mkdocs(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Build:
+    """Run the real `mkdocs build` in a subprocess, as a user would."""
+    full_env = mkdocs_env(env)
     site = root / "site"
     for i, arg in enumerate(args):
         if arg in ("-d", "--site-dir"):

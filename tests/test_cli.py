@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Build, run_mkdocs, write_site
+from conftest import openai_site as gateway_site
 
 from mkdocs_imagegen import cli
 from mkdocs_imagegen.cache import ImageCache
@@ -77,16 +78,8 @@ def states(root: Path) -> list[tuple[str, int, str]]:
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    # A gateway at a loopback base_url serving gpt-image-1-mini (as Lumenfall does).
-    options = {
-        "provider": "openai",
-        "base_url": api.base_url,
-        "timeout": 10,
-        "max_retries": 0,
-        "model": "gpt-image-1-mini",
-        **plugin,
-    }
-    return write_site(root, pages, plugin=options)
+    """conftest's gateway site, asking each image once (no retries)."""
+    return gateway_site(root, api, pages, **{"max_retries": 0, **plugin})
 
 
 def build(root: Path, *args: str, key: bool = True, **env: str) -> Build:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import openai_site as gateway_site
 from conftest import run_mkdocs, write_site
 
 from mkdocs_imagegen.cache import ImageCache
@@ -48,16 +49,8 @@ def imagegen(root: Path, *args: str, key: bool = True) -> subprocess.CompletedPr
 
 
 def openai_site(root: Path, api: FakeImageAPI, pages: dict[str, str], **plugin: Any) -> Path:
-    # A gateway at a loopback base_url serving gpt-image-1-mini (OpenAI's own default is gpt-image-2).
-    options = {
-        "provider": "openai",
-        "base_url": api.base_url,
-        "timeout": 10,
-        "max_retries": 0,
-        "model": "gpt-image-1-mini",
-        **plugin,
-    }
-    return write_site(root, pages, plugin=options)
+    """conftest's gateway site, asking each image once (no retries)."""
+    return gateway_site(root, api, pages, **{"max_retries": 0, **plugin})
 
 
 def prompts_page(*prompts: str) -> dict[str, str]:

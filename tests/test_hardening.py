@@ -11,7 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, KEY, generated_images, imgs, openai_site, resolve_src, run_mkdocs, write_site
+from conftest import (
+    ENV,
+    KEY,
+    generated_images,
+    imgs,
+    openai_site,
+    resolve_src,
+    run_mkdocs,
+    start_mkdocs,
+    write_site,
+)
 from conftest import openai_build as build
 from PIL import Image
 
@@ -46,14 +56,8 @@ def test_sigkill_mid_generation_leaves_a_sound_cache(tmp_path: Path) -> None:
     text = "# Home\n\n" + "".join(f"![{n}](imagegen:killed build {n})\n\n" for n in range(8))
     with FakeImageAPI(latency=0.5) as api:
         openai_site(tmp_path, api, {"index.md": text}, concurrency=2)
-        env = {k: v for k, v in os.environ.items() if k != "IMAGEGEN_FROZEN"} | ENV
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "build", "-f", str(tmp_path / "mkdocs.yml")],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        proc = start_mkdocs(
+            tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         deadline = time.monotonic() + 60
         while len(api.generation_requests()) < 4 and time.monotonic() < deadline:

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import Build, run_mkdocs, write_site
+from conftest import Build, run_mkdocs, start_mkdocs, write_site
 
 from mkdocs_imagegen import cli
 from mkdocs_imagegen.lock import parse_manifest
@@ -263,14 +262,8 @@ def test_a_killed_build_leaves_a_valid_manifest(tmp_path: Path) -> None:
             "# More\n\n" + "".join(f"![x](imagegen:slow image {n})\n\n" for n in range(8))
         )
         api.latency = 0.5
-        env = {k: v for k, v in os.environ.items() if k != "IMAGEGEN_FROZEN"}
-        env["OPENAI_API_KEY"] = KEY
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "build", "-f", str(root / "mkdocs.yml")],
-            env=env,
-            cwd=root,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        proc = start_mkdocs(
+            root, env={"OPENAI_API_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             deadline = time.monotonic() + 60

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Build, run_mkdocs, write_site
+from conftest import Build, run_mkdocs, start_mkdocs, write_site
 from s3server import S3, SECRET, s3_server
 
 from mkdocs_imagegen.testing import FakeImageAPI
@@ -77,17 +77,8 @@ def test_a_second_runner_builds_from_the_store_with_no_key_and_no_request(tmp_pa
 def test_concurrent_runners_generate_each_key_once_in_total(tmp_path: Path, s3: S3) -> None:
     with FakeImageAPI(latency=1.5) as api:
         roots = [site(tmp_path / f"runner{n}", api, s3) for n in range(3)]
-        full_env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IMAGEGEN_FROZEN")}
-        full_env.update(env(s3))
         procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "mkdocs", "build", "-f", str(root / "mkdocs.yml")],
-                cwd=root,
-                env=full_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            start_mkdocs(root, env=env(s3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for root in roots
         ]
         outputs = [p.communicate(timeout=120)[0] for p in procs]
@@ -115,15 +106,7 @@ def test_a_runner_killed_holding_a_lease_blocks_the_others_only_until_it_lapses(
                 "remote_cache_lease": 4,
             },
         )
-        full_env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-        full_env.update(env(s3))
-        doomed = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "build", "-f", str(root / "mkdocs.yml")],
-            cwd=root,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        doomed = start_mkdocs(root, env=env(s3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not any("/leases/" in k for k in s3.objects()) or not slow.generation_requests():
             assert time.monotonic() < deadline, "the first runner never took its lease"
