@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from ..files import within
 from ..options import OptionError
 
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
@@ -30,7 +31,7 @@ def input_file(value: str, role: str, docs_dir: str, src_uri: str) -> tuple[str,
         candidates = [os.path.join(page_dir, value), os.path.join(docs, value)]
     for candidate in candidates:
         real = os.path.realpath(candidate)
-        if os.path.commonpath([docs, real]) != docs:
+        if not within(docs, real):
             raise OptionError(
                 f"{role} '{value}' leads outside docs_dir; images to edit must live in docs_dir"
             )
