@@ -119,7 +119,7 @@ class Engine:
         job, new = self._board.add(occurrence, force=force)
         if new is False:
             return job.future
-        self._tally.update(lambda stats: setattr(stats, "in_use", stats.in_use + 1))
+        self._tally.update(Stats.used)
         if new is None:  # an earlier rebuild's job: count it in this one's summary
             if job.future.done():
                 status = job.future.result().status

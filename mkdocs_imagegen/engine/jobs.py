@@ -184,6 +184,12 @@ class Stats:
             self.failed += 1
         self.last_done = time.monotonic()
 
+    def used(self) -> None:
+        self.in_use += 1
+
+    def filled_from_remote(self) -> None:
+        self.remote += 1
+
     def spent(self, cost: float | None) -> None:
         if cost is None:
             self.cost_known = False

@@ -17,7 +17,7 @@ from ..spec import ImageSpec
 from .ask import Asker, Refused, Stopped
 from .fallback import Fallback
 from .finish import finish
-from .jobs import Dropped, Job, Outcome, Tally
+from .jobs import Dropped, Job, Outcome, Stats, Tally
 from .tiers import Tiers
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Producer:
                 await asyncio.to_thread(remote.store.release, lease)
 
     def _from_remote(self, job: Job, entry: Entry) -> Outcome:
-        self.tally.update(lambda stats: setattr(stats, "remote", stats.remote + 1))
+        self.tally.update(Stats.filled_from_remote)
         if self.lock is not None:
             self.lock.fill(entry)  # a real image the site uses belongs in its lock too
         return Outcome(job.key, "cached", entry)
